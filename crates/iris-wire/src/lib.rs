@@ -1,1 +1,69 @@
-//! TODO
+//! Authenticated, framed messaging that speaks the wire protocol of Python's
+//! `multiprocessing.connection`: a [`Listener`] and a [`Client`] that talk to
+//! CPython's `Listener` and `Client` (and to each other), exchanging raw bytes
+//! or serde values.
+//!
+//! ```
+//! use iris_wire::{Client, Listener};
+//!
+//! let key = b"My voice is my password, verify me.";
+//! // Port 0: the system picks a free port.
+//! let listener = Listener::bind("localhost:0", key)?;
+//! let address = listener.local_addr().to_string();
+//!
+//! let server = std::thread::spawn(move || -> Result<(), iris_wire::Error> {
+//!     let mut connection = listener.accept()?;
+//!     let request = connection.recv_bytes()?;
+//!     connection.send_bytes(&request.to_ascii_uppercase())?;
+//!     let numbers: Vec<u32> = connection.recv()?;
+//!     connection.send(&numbers.iter().sum::<u32>())?;
+//!     connection.close()
+//! });
+//!
+//! let mut connection = Client::connect(&address, key)?;
+//! connection.send_bytes(b"hello")?;
+//! assert_eq!(connection.recv_bytes()?, b"HELLO");
+//! connection.send(&vec![1u32, 2, 3])?;
+//! assert_eq!(connection.recv::<u32>()?, 6);
+//! server.join().expect("server thread")?;
+//! # Ok::<(), iris_wire::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`frame`] and [`handshake`] are the protocol core: pure functions and a
+//!   small state machine over bytes, no I/O, tested with fixed vectors from
+//!   CPython.
+//! - [`Listener`], [`Client`] and [`Connection`] are the thin blocking adapter
+//!   that moves those bytes over TCP or Unix-domain sockets.
+//!
+//! # Security
+//!
+//! - Both sides prove they hold the authkey (HMAC-SHA256 over 40 random bytes
+//!   from the OS, verified in constant time); the key never crosses the wire.
+//!   An empty key is refused rather than meaning "no authentication".
+//! - Nothing the peer sends is decoded before both sides are authenticated;
+//!   handshake frames are capped at 256 bytes and bounded in time.
+//! - After authentication, a frame longer than the configured maximum (64 MiB
+//!   by default) is refused from its header, before anything is allocated, and
+//!   a long frame's memory grows only as its bytes actually arrive.
+//! - Legacy HMAC-MD5 (CPython 3.11 and older) is off unless enabled.
+//! - The authkey authenticates; it does not encrypt. Anyone who can watch the
+//!   traffic can read it: use Unix sockets or loopback, or tunnel the TCP.
+
+mod address;
+mod client;
+mod connection;
+mod error;
+pub mod frame;
+pub mod handshake;
+mod listener;
+mod options;
+mod stream;
+
+pub use address::Address;
+pub use client::Client;
+pub use connection::Connection;
+pub use error::{AuthError, Error};
+pub use listener::{Incoming, Listener};
+pub use options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, Options};

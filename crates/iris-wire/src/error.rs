@@ -1,0 +1,186 @@
+//! The error type of the library.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong while connecting, authenticating, sending or
+/// receiving.
+///
+/// Messages are written for the person running the program: they say what
+/// happened and, where there is something to do, what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The authkey was empty. An empty key would mean "no authentication",
+    /// which this library never offers.
+    EmptyAuthkey,
+    /// The address could not be parsed.
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Binding the listening socket failed.
+    Bind {
+        /// The address as given.
+        address: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// No address the name resolved to accepted a connection.
+    Connect {
+        /// The address as given.
+        address: String,
+        /// The error from the last address tried.
+        source: io::Error,
+    },
+    /// The mutual authentication failed; the connection is closed.
+    Authentication(AuthError),
+    /// The peer announced a frame longer than the configured maximum. The
+    /// frame was not read and the connection cannot be used further.
+    FrameTooLarge {
+        /// The announced payload length.
+        len: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// The peer sent a negative frame length other than the `-1` escape.
+    BadLength {
+        /// The 4-byte header, as a signed integer.
+        header: i32,
+    },
+    /// The peer closed the connection in the middle of a frame.
+    Truncated {
+        /// How many bytes the frame (header included) should have had.
+        expected: u64,
+        /// How many of them arrived.
+        received: u64,
+    },
+    /// The peer closed the connection cleanly, between two frames.
+    Closed,
+    /// The peer did not send anything within the configured time.
+    Timeout {
+        /// What we were waiting for.
+        waiting_for: &'static str,
+    },
+    /// A received payload could not be decoded into the requested type.
+    Decode(postcard::Error),
+    /// A value could not be encoded.
+    Encode(postcard::Error),
+    /// Any other I/O error on the connection.
+    Io(io::Error),
+}
+
+/// Why the mutual authentication failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The peer's answer to our challenge is wrong: it holds a different
+    /// authkey.
+    WrongDigest,
+    /// The peer rejected our answer to its challenge (`#FAILURE#`): it holds
+    /// a different authkey.
+    Rejected,
+    /// The peer speaks the legacy HMAC-MD5 handshake (CPython 3.11 and older)
+    /// and legacy MD5 is not enabled.
+    LegacyMd5Disabled,
+    /// The peer asked for a digest this library does not implement.
+    UnsupportedDigest(String),
+    /// The peer closed the connection during the handshake.
+    PeerClosed,
+    /// The peer sent something that is not part of the handshake.
+    Protocol(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::EmptyAuthkey => f.write_str(
+                "the authkey is empty: an empty key would disable authentication, so set a non-empty key",
+            ),
+            Error::InvalidAddress { address, reason } => {
+                write!(f, "invalid address {address:?}: {reason}")
+            }
+            Error::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
+            Error::Connect { address, source } => {
+                write!(f, "cannot connect to {address}: {source}")
+            }
+            Error::Authentication(reason) => write!(f, "authentication failed: {reason}"),
+            Error::FrameTooLarge { len, max } => write!(
+                f,
+                "the peer announced a frame of {len} bytes, over the limit of {max} bytes; raise the maximum frame size if such frames are expected"
+            ),
+            Error::BadLength { header } => write!(
+                f,
+                "the peer sent an invalid frame length {header}: it does not speak the multiprocessing.connection protocol"
+            ),
+            Error::Truncated { expected, received } => write!(
+                f,
+                "the peer closed the connection in the middle of a frame ({received} of {expected} bytes received)"
+            ),
+            Error::Closed => f.write_str("the peer closed the connection"),
+            Error::Timeout { waiting_for } => {
+                write!(f, "timed out waiting for {waiting_for}")
+            }
+            Error::Decode(source) => write!(f, "cannot decode the received message: {source}"),
+            Error::Encode(source) => write!(f, "cannot encode the message: {source}"),
+            Error::Io(source) => write!(f, "connection error: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } | Error::Connect { source, .. } | Error::Io(source) => {
+                Some(source)
+            }
+            Error::Authentication(source) => Some(source),
+            Error::Decode(source) | Error::Encode(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::WrongDigest => f.write_str(
+                "the peer's digest is wrong: it uses a different authkey",
+            ),
+            AuthError::Rejected => f.write_str(
+                "the peer rejected our digest: it uses a different authkey",
+            ),
+            AuthError::LegacyMd5Disabled => f.write_str(
+                "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older; enable legacy MD5 (Options::legacy_md5, or --allow-legacy-md5) to talk to it, or upgrade the peer to CPython 3.12 or newer",
+            ),
+            AuthError::UnsupportedDigest(name) => write!(
+                f,
+                "the peer asked for digest {name:?}; supported are sha256, sha384, sha512 (and md5 with legacy MD5 enabled)"
+            ),
+            AuthError::PeerClosed => f.write_str(
+                "the peer closed the connection during the handshake: it may use a different authkey, require legacy MD5, or not speak this protocol",
+            ),
+            AuthError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<AuthError> for Error {
+    fn from(reason: AuthError) -> Self {
+        Error::Authentication(reason)
+    }
+}
+
+impl Error {
+    /// Maps an I/O error, turning timeouts into [`Error::Timeout`].
+    pub(crate) fn from_io(source: io::Error, waiting_for: &'static str) -> Self {
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout { waiting_for },
+            _ => Error::Io(source),
+        }
+    }
+}

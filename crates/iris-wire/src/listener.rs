@@ -1,0 +1,223 @@
+//! Accepting connections: the counterpart of CPython's `Listener`.
+
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+#[cfg(unix)]
+use std::os::unix::fs::FileTypeExt;
+#[cfg(unix)]
+use std::os::unix::net::{UnixListener, UnixStream};
+#[cfg(unix)]
+use std::path::Path;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::connection::Connection;
+use crate::handshake::{AuthKey, Handshake, NONCE_LEN};
+use crate::stream::Stream;
+use crate::{Address, Error, Options};
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixListener),
+}
+
+/// A listening socket that hands out authenticated [`Connection`]s.
+///
+/// Like CPython's `Listener(address, authkey=...)`, every accepted
+/// connection goes through the mutual authentication before it is returned.
+/// A Unix-domain socket file is removed again when the listener is dropped.
+#[derive(Debug)]
+pub struct Listener {
+    socket: Socket,
+    local: Address,
+    key: AuthKey,
+    options: Options,
+    rng: SystemRandom,
+}
+
+/// An accepted connection that has not authenticated yet.
+///
+/// Returned by [`Listener::accept_unauthenticated`] so that a server can run
+/// the handshake on a worker thread instead of the accepting one.
+#[derive(Debug)]
+pub struct Incoming {
+    connection: Connection,
+    key: AuthKey,
+    options: Options,
+    nonce: [u8; NONCE_LEN],
+}
+
+impl Listener {
+    /// Listens on `address` (see [`Address`]) with the default [`Options`].
+    pub fn bind(address: &str, authkey: &[u8]) -> Result<Listener, Error> {
+        Listener::bind_with(address, authkey, Options::default())
+    }
+
+    /// Listens on `address` with `options`.
+    ///
+    /// A host name is resolved and its addresses tried in turn, IPv4 first,
+    /// so that `localhost:6000` accepts CPython clients (which connect over
+    /// IPv4). A Unix socket path left behind by a listener that is no longer
+    /// running is replaced; one that a live listener answers on is not.
+    pub fn bind_with(address: &str, authkey: &[u8], options: Options) -> Result<Listener, Error> {
+        let key = AuthKey::new(authkey)?;
+        let parsed: Address = address.parse()?;
+        let bind_error = |source| Error::Bind {
+            address: address.to_owned(),
+            source,
+        };
+        let socket = match &parsed {
+            Address::Tcp { .. } => Socket::Tcp(bind_tcp(&parsed).map_err(bind_error)?),
+            #[cfg(unix)]
+            Address::Unix(path) => Socket::Unix(bind_unix(path).map_err(bind_error)?),
+            #[cfg(not(unix))]
+            Address::Unix(_) => {
+                return Err(Error::InvalidAddress {
+                    address: address.to_owned(),
+                    reason: "Unix-domain sockets are not available on this platform",
+                });
+            }
+        };
+        let local = match &socket {
+            Socket::Tcp(listener) => listener
+                .local_addr()
+                .map(Address::from)
+                .map_err(Error::Io)?,
+            #[cfg(unix)]
+            Socket::Unix(_) => parsed,
+        };
+        Ok(Listener {
+            socket,
+            local,
+            key,
+            options,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The address actually bound: with port 0, the port the system chose.
+    pub fn local_addr(&self) -> &Address {
+        &self.local
+    }
+
+    /// The options connections are accepted with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Waits for a client and authenticates it.
+    ///
+    /// A client that fails the handshake makes this return its error; the
+    /// listener itself stays usable.
+    pub fn accept(&self) -> Result<Connection, Error> {
+        self.accept_unauthenticated()?.authenticate()
+    }
+
+    /// Waits for a client without authenticating it yet: call
+    /// [`Incoming::authenticate`] before using it.
+    pub fn accept_unauthenticated(&self) -> Result<Incoming, Error> {
+        let (stream, peer) = match &self.socket {
+            Socket::Tcp(listener) => {
+                let (stream, peer) = listener.accept().map_err(Error::Io)?;
+                // Our writes are batched already; Nagle would only add delay.
+                stream.set_nodelay(true).map_err(Error::Io)?;
+                (Stream::Tcp(stream), Address::from(peer))
+            }
+            #[cfg(unix)]
+            Socket::Unix(listener) => {
+                let (stream, _) = listener.accept().map_err(Error::Io)?;
+                (Stream::Unix(stream), self.local.clone())
+            }
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+        Ok(Incoming {
+            connection: Connection::new(stream, peer, &self.options),
+            key: self.key.clone(),
+            options: self.options.clone(),
+            nonce,
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let (Socket::Unix(_), Address::Unix(path)) = (&self.socket, &self.local) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl Incoming {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> &Address {
+        self.connection.peer_addr()
+    }
+
+    /// Runs the mutual authentication, within the handshake timeout.
+    pub fn authenticate(self) -> Result<Connection, Error> {
+        let handshake = Handshake::listener(&self.key, self.nonce, self.options.get_legacy_md5());
+        self.connection
+            .authenticate(handshake, self.options.get_handshake_timeout())
+    }
+}
+
+fn bind_tcp(address: &Address) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in address.resolve()? {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "the host name resolved to no address",
+        )
+    }))
+}
+
+#[cfg(unix)]
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            remove_stale_socket(path)?;
+            UnixListener::bind(path)
+        }
+        other => other,
+    }
+}
+
+/// Removes `path` if it is a socket nobody listens on any more; refuses to
+/// touch a live listener's socket or anything that is not a socket.
+#[cfg(unix)]
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    let metadata = fs::symlink_metadata(path)?;
+    if !metadata.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; not removing it",
+                path.display()
+            ),
+        ));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another listener is running on this socket",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            tracing::info!(path = %path.display(), "removing stale socket file");
+            fs::remove_file(path)
+        }
+        Err(e) => Err(e),
+    }
+}

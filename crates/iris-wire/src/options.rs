@@ -1,0 +1,97 @@
+//! Connection options shared by listeners and clients.
+
+use std::time::Duration;
+
+/// Default limit on a frame received after authentication: 64 MiB.
+pub const DEFAULT_MAX_FRAME: u64 = 64 << 20;
+
+/// Default time a peer gets to complete the handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options for [`Listener::bind_with`](crate::Listener::bind_with) and
+/// [`Client::connect_with`](crate::Client::connect_with).
+///
+/// The defaults are the secure ones: SHA-256 only, a handshake timeout so a
+/// silent peer cannot hold a connection slot, and a 64 MiB frame limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use iris_wire::Options;
+///
+/// let options = Options::new()
+///     .legacy_md5(true)
+///     .max_frame(128 << 20)
+///     .read_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(options.get_max_frame(), 128 << 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    legacy_md5: bool,
+    handshake_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+    max_frame: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            legacy_md5: false,
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            read_timeout: None,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Options::default()
+    }
+
+    /// Accepts the legacy HMAC-MD5 handshake of CPython 3.11 and older.
+    /// Off by default: MD5 is broken, enable it only for such peers.
+    pub fn legacy_md5(mut self, enabled: bool) -> Self {
+        self.legacy_md5 = enabled;
+        self
+    }
+
+    /// How long connecting and the handshake may take; `None` waits forever.
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// How long a receive may wait after authentication; `None` (the
+    /// default) waits forever.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// The largest frame accepted after authentication, in bytes.
+    pub fn max_frame(mut self, bytes: u64) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Whether legacy HMAC-MD5 is accepted.
+    pub fn get_legacy_md5(&self) -> bool {
+        self.legacy_md5
+    }
+
+    /// The handshake timeout.
+    pub fn get_handshake_timeout(&self) -> Option<Duration> {
+        self.handshake_timeout
+    }
+
+    /// The read timeout after authentication.
+    pub fn get_read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    /// The largest frame accepted after authentication.
+    pub fn get_max_frame(&self) -> u64 {
+        self.max_frame
+    }
+}
