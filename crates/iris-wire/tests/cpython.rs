@@ -1,0 +1,219 @@
+//! Interop with the real CPython `multiprocessing.connection`, in both roles,
+//! for every CPython this machine has (3.11, 3.12, 3.13).
+
+use std::path::Path;
+use std::thread;
+
+use iris_testkit::{ChildGuard, Python, pythons};
+use iris_wire::{AuthError, Client, Connection, Error, Listener, Options};
+
+const KEY: &[u8] = b"My voice is my password, verify me.";
+const BIG_LEN: usize = 100 << 20;
+
+fn peer_script() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/wire_peer.py"
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> ChildGuard {
+    let mut command = python.command();
+    command
+        .arg(peer_script())
+        .args(args)
+        .env("IRIS_TEST_AUTHKEY", hex(key));
+    ChildGuard::spawn(command)
+}
+
+fn big_payload() -> Vec<u8> {
+    (0..BIG_LEN).map(|i| i as u8).collect()
+}
+
+/// The Rust half of the conversation described in `wire_peer.py`.
+fn converse(connection: &mut Connection, python: &Python) -> Result<(), Error> {
+    connection.send_bytes(b"hello from rust")?;
+    let greeting = connection.recv_bytes()?;
+    assert_eq!(
+        greeting,
+        format!("hello from python {}", python.version).as_bytes()
+    );
+    let big = connection.recv_bytes()?;
+    assert_eq!(big.len(), BIG_LEN, "the 100 MiB frame arrives whole");
+    assert!(big == big_payload(), "the 100 MiB frame arrives intact");
+    connection.send_bytes(&big)?;
+    assert_eq!(connection.recv_bytes()?, b"ok");
+    Ok(())
+}
+
+fn options_for(python: &Python) -> Options {
+    // Above the 64 MiB default, so the 100 MiB frame needs a raised limit.
+    Options::new()
+        .legacy_md5(python.is_legacy())
+        .max_frame(128 << 20)
+}
+
+#[test]
+fn rust_listener_serves_cpython_clients() {
+    for python in pythons("rust_listener_serves_cpython_clients") {
+        let listener = Listener::bind_with("localhost:0", KEY, options_for(&python)).expect("bind");
+        let port = listener
+            .local_addr()
+            .to_string()
+            .rsplit_once(':')
+            .expect("host:port")
+            .1
+            .to_owned();
+        let mut peer = python_peer(&python, KEY, &["client", "localhost", &port]);
+        let server = thread::spawn(move || {
+            let mut connection = listener.accept()?;
+            let result = converse(&mut connection, &python);
+            connection.close()?;
+            result
+        });
+        assert_eq!(peer.read_line(), "AUTHENTICATED");
+        let output = peer.finish();
+        assert!(
+            output.status.success(),
+            "python failed: {}{}",
+            output.stdout,
+            output.stderr
+        );
+        assert_eq!(output.stdout.trim(), "DONE");
+        server.join().expect("server thread").expect("conversation");
+    }
+}
+
+#[test]
+fn rust_client_talks_to_cpython_listeners() {
+    for python in pythons("rust_client_talks_to_cpython_listeners") {
+        let mut peer = python_peer(&python, KEY, &["listener"]);
+        let line = peer.read_line();
+        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
+        let address = format!("127.0.0.1:{port}");
+        let mut connection =
+            Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
+        converse(&mut connection, &python).expect("conversation");
+        connection.close().expect("close");
+        let output = peer.finish();
+        assert!(
+            output.status.success(),
+            "python failed: {}{}",
+            output.stdout,
+            output.stderr
+        );
+        assert_eq!(output.stdout.trim(), "AUTHENTICATED\nDONE");
+    }
+}
+
+#[test]
+fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
+    for python in pythons("a_wrong_key_fails_on_both_sides_with_a_rust_listener") {
+        let listener = Listener::bind_with("127.0.0.1:0", KEY, options_for(&python)).expect("bind");
+        let port = listener
+            .local_addr()
+            .to_string()
+            .rsplit_once(':')
+            .expect("host:port")
+            .1
+            .to_owned();
+        let mut peer = python_peer(&python, b"not the key", &["client", "127.0.0.1", &port]);
+        let err = listener.accept().expect_err("wrong key must fail");
+        assert!(
+            matches!(err, Error::Authentication(AuthError::WrongDigest)),
+            "CPython {}: {err}",
+            python.version
+        );
+        assert!(err.to_string().contains("different authkey"), "{err}");
+        let output = peer.finish();
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{}{}",
+            output.stdout,
+            output.stderr
+        );
+        assert!(
+            output
+                .stdout
+                .contains("AuthenticationError: digest sent was rejected"),
+            "{}",
+            output.stdout
+        );
+    }
+}
+
+#[test]
+fn a_wrong_key_fails_on_both_sides_with_a_cpython_listener() {
+    for python in pythons("a_wrong_key_fails_on_both_sides_with_a_cpython_listener") {
+        let mut peer = python_peer(&python, KEY, &["listener"]);
+        let line = peer.read_line();
+        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
+        let err = Client::connect_with(
+            &format!("127.0.0.1:{port}"),
+            b"not the key",
+            &options_for(&python),
+        )
+        .expect_err("wrong key must fail");
+        assert!(
+            matches!(err, Error::Authentication(AuthError::Rejected)),
+            "CPython {}: {err}",
+            python.version
+        );
+        let output = peer.finish();
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{}{}",
+            output.stdout,
+            output.stderr
+        );
+        assert!(
+            output
+                .stdout
+                .contains("AuthenticationError: digest received was wrong"),
+            "{}",
+            output.stdout
+        );
+    }
+}
+
+#[test]
+fn legacy_cpython_needs_legacy_md5_enabled() {
+    for python in pythons("legacy_cpython_needs_legacy_md5_enabled")
+        .into_iter()
+        .filter(Python::is_legacy)
+    {
+        // As a client of our listener.
+        let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+        let port = listener
+            .local_addr()
+            .to_string()
+            .rsplit_once(':')
+            .expect("host:port")
+            .1
+            .to_owned();
+        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let err = listener.accept().expect_err("legacy refused");
+        assert!(
+            matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--allow-legacy-md5"), "{err}");
+        assert_eq!(peer.finish().status.code(), Some(3));
+
+        // As a listener our client connects to.
+        let mut peer = python_peer(&python, KEY, &["listener"]);
+        let line = peer.read_line();
+        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
+        let err = Client::connect(&format!("127.0.0.1:{port}"), KEY).expect_err("legacy refused");
+        assert!(
+            matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
+            "{err}"
+        );
+    }
+}
