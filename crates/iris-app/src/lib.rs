@@ -1,0 +1,91 @@
+//! What the `iris-listener` and `iris-client` binaries share: the flags both
+//! take, how the authkey is loaded, and logging.
+//!
+//! ```
+//! use clap::Parser;
+//! use iris_app::ConnectionArgs;
+//!
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     connection: ConnectionArgs,
+//! }
+//!
+//! let cli = Cli::try_parse_from(["prog", "--address", "127.0.0.1:0", "--allow-legacy-md5"])?;
+//! assert_eq!(cli.connection.address, "127.0.0.1:0");
+//! assert!(cli.connection.wire_options().get_legacy_md5());
+//! # Ok::<(), clap::Error>(())
+//! ```
+
+mod authkey;
+mod logging;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+pub use authkey::{AUTHKEY_ENV, load_authkey, read_authkey_file};
+pub use logging::{Verbosity, init_logging};
+
+/// The default address, the seed program's `('localhost', 6000)`.
+pub const DEFAULT_ADDRESS: &str = "localhost:6000";
+
+/// Flags for reaching the other side, shared by the listener and the client.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionArgs {
+    /// HOST:PORT, [IPV6]:PORT, or a Unix socket path (anything containing '/').
+    #[arg(long, env = "IRIS_ADDRESS", default_value = DEFAULT_ADDRESS)]
+    pub address: String,
+
+    /// Read the authkey from this file: its bytes, less one trailing newline.
+    /// Without it the key comes from the IRIS_AUTHKEY environment variable.
+    /// Keys are never taken as command-line values, which `ps` would show.
+    #[arg(long, value_name = "PATH")]
+    pub authkey_file: Option<PathBuf>,
+
+    /// Accept the legacy HMAC-MD5 handshake of CPython 3.11 and older peers.
+    #[arg(long)]
+    pub allow_legacy_md5: bool,
+
+    /// Seconds a peer gets to connect and authenticate.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub handshake_timeout: f64,
+}
+
+impl ConnectionArgs {
+    /// The wire options these flags ask for.
+    pub fn wire_options(&self) -> iris_wire::Options {
+        iris_wire::Options::new()
+            .legacy_md5(self.allow_legacy_md5)
+            .handshake_timeout(Some(Duration::from_secs_f64(self.handshake_timeout)))
+    }
+
+    /// Loads the authkey these flags point at (see [`load_authkey`]).
+    pub fn authkey(&self) -> anyhow::Result<Vec<u8>> {
+        load_authkey(self.authkey_file.as_deref())
+    }
+}
+
+/// Parses a positive, finite number of seconds.
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds < 1e9 => Ok(seconds),
+        _ => Err(format!(
+            "expected a positive number of seconds, got {text:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_must_be_positive_and_finite() {
+        assert_eq!(parse_seconds("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}
