@@ -1,1 +1,38 @@
-//! TODO
+//! The data model shared by the iris listener and client: the [`Iris`]
+//! flower record, its CSV data set, the native [`message`] protocol and a
+//! formatter that prints floats exactly as CPython does ([`py_float`]).
+//!
+//! ```
+//! use iris_model::message::Message;
+//! use iris_model::py_float::PyRepr;
+//! use iris_model::{Iris, Species};
+//!
+//! let flower = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa)?;
+//! let line = format!("Area: {}", PyRepr(flower.total_area()));
+//! println!("{line}");
+//! assert_eq!(line, "Area: 18.13"); // what Python prints for the same flower
+//!
+//! // The wire library encodes messages with postcard; decoding validates.
+//! let bytes = postcard::to_stdvec(&Message::Iris(flower))?;
+//! let decoded: Message = postcard::from_bytes(&bytes)?;
+//! assert_eq!(decoded, Message::Iris(flower));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! An `Iris` can only be built through validation ([`Iris::new`], the data
+//! set loader, or deserialization), so code that receives one need not
+//! re-check its measurements.
+
+pub mod dataset;
+mod error;
+mod iris;
+pub mod message;
+pub mod py_float;
+mod species;
+
+pub use dataset::{IrisReader, load_csv, read_csv};
+pub use error::{DatasetError, ModelError};
+pub use iris::Iris;
+pub use message::{Message, Reply};
+pub use py_float::{PyFloatBuffer, PyRepr, py_repr, write_area_line};
+pub use species::Species;
