@@ -1,2 +1,188 @@
-//! TODO
-fn main() {}
+//! `iris-listener`: accepts authenticated clients and prints each flower's
+//! area, as the seed's Python listener does, for many clients at once.
+
+mod decode;
+mod output;
+mod server;
+mod session;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use iris_app::{ConnectionArgs, Verbosity, init_logging, parse_seconds};
+use iris_wire::{DEFAULT_MAX_FRAME, Listener};
+
+use crate::output::{Format, Output};
+use crate::server::{Config, Server, Stopper, Summary};
+
+/// Listens for iris clients and Python multiprocessing.connection clients,
+/// and prints `Area: <total area>` for every flower they send.
+#[derive(Parser, Debug)]
+#[command(version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+
+    /// Connections served at once; more are refused.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+
+    /// Largest message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    max_frame: u64,
+
+    /// How each flower is printed.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Exit after the first authenticated connection ends, as the seed does.
+    #[arg(long)]
+    once: bool,
+
+    /// Once listening, write the bound address to this file (atomically).
+    #[arg(long, value_name = "PATH")]
+    address_file: Option<PathBuf>,
+
+    /// Seconds open connections get to finish after SIGINT or SIGTERM.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    shutdown_timeout: f64,
+
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+const AFTER_HELP: &str = "\
+The authkey comes from the IRIS_AUTHKEY environment variable or --authkey-file.
+
+On SIGINT or SIGTERM the listener stops accepting, lets open connections
+finish (up to --shutdown-timeout), prints a summary line to stderr and exits 0.
+A second signal exits at once.";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbosity);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let authkey = cli.connection.authkey()?;
+    let options = cli.connection.wire_options().max_frame(cli.max_frame);
+    let listener = Listener::bind_with(&cli.connection.address, &authkey, options)?;
+    let address = listener.local_addr().to_string();
+    if let Some(path) = &cli.address_file {
+        write_atomically(path, &format!("{address}\n"))
+            .with_context(|| format!("cannot write the address file {}", path.display()))?;
+    }
+    tracing::info!("listening on {address}");
+
+    let config = Config {
+        max_connections: cli.max_connections as usize,
+        once: cli.once,
+        shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
+    };
+    let server = Server::new(listener, Output::new(cli.format), config);
+    stop_on_signals(server.stopper())?;
+    let summary = server.run();
+    eprintln!("{}", summary_line(&summary));
+    let failed = cli.once && summary.failed_sessions > 0;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The summary printed to stderr when the listener stops.
+fn summary_line(summary: &Summary) -> String {
+    let [setosa, versicolor, virginica] = summary.flowers.per_species;
+    format!(
+        "summary: connections={} rejected={} flowers={} setosa={setosa} versicolor={versicolor} virginica={virginica}",
+        summary.connections,
+        summary.rejected,
+        summary.flowers.total(),
+    )
+}
+
+/// The first SIGINT or SIGTERM stops gracefully; a second exits at once.
+fn stop_on_signals(stopper: Stopper) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!(
+                        "error: second signal {signal}: exiting without waiting for connections"
+                    );
+                    std::process::exit(1);
+                }
+                tracing::info!("signal {signal} received: stopping");
+                stopper.stop();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Writes `contents` to a temporary file beside `path`, then renames it into
+/// place, so a reader never sees a partial address.
+fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, contents)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_summary_line_is_stable() {
+        let mut summary = Summary {
+            connections: 3,
+            rejected: 1,
+            ..Summary::default()
+        };
+        summary.flowers.per_species = [50, 49, 51];
+        assert_eq!(
+            summary_line(&summary),
+            "summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=49 virginica=51"
+        );
+    }
+
+    #[test]
+    fn the_address_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("address");
+        write_atomically(&path, "old\n").expect("write");
+        write_atomically(&path, "127.0.0.1:4000\n").expect("rewrite");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "127.0.0.1:4000\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::frame::{Header, LONG_HEADER_LEN, SHORT_HEADER_LEN, SHORT_HEADER_MAX, decode_header};
+use crate::frame::{
+    Header, LONG_HEADER_LEN, SHORT_HEADER_LEN, SHORT_HEADER_MAX, decode_header, next_frame,
+};
 use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
 use crate::stream::Stream;
 use crate::{Address, AuthError, Error, Options};
@@ -221,6 +223,15 @@ impl Connection {
             return Err(Error::Decode(postcard::Error::DeserializeBadEncoding));
         }
         Ok(value)
+    }
+
+    /// Whether a whole frame is already buffered, so that the next receive
+    /// returns without touching the socket. A server can use this to do its
+    /// idle-time work (flushing output, say) only when it is about to wait.
+    pub fn has_buffered_frame(&self) -> bool {
+        let available = &self.read_buf[self.read_start..self.read_end];
+        // A malformed header counts too: the next receive reports it at once.
+        !matches!(next_frame(available, self.max_frame), Ok(None))
     }
 
     /// Whether a frame can be received without waiting longer than

@@ -160,7 +160,7 @@ impl fmt::Display for AuthError {
                 "the peer asked for digest {name:?}; supported are sha256, sha384, sha512 (and md5 with legacy MD5 enabled)"
             ),
             AuthError::PeerClosed => f.write_str(
-                "the peer closed the connection during the handshake: it may use a different authkey, require legacy MD5, or not speak this protocol",
+                "the peer closed the connection during the handshake: it may be at its connection limit, use a different authkey, require legacy MD5, or not speak this protocol",
             ),
             AuthError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
         }

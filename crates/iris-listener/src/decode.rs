@@ -1,0 +1,117 @@
+//! Turning a received frame into a request.
+
+use iris_model::{Iris, Species};
+use serde::Deserialize;
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Request {
+    /// Report on this flower.
+    Flower(Iris),
+    /// Answer with a pong.
+    Ping,
+    /// The client is done.
+    Close,
+}
+
+/// The wire shape of [`iris_model::Message`] before validation.
+///
+/// Postcard reports a failed `Iris` validation only as "custom error", so we
+/// decode the unchecked shape and validate with [`Iris::new`], whose error
+/// names the field and value. A test keeps this in step with `Message`.
+#[derive(Deserialize)]
+enum RawMessage {
+    Iris(f64, f64, f64, f64, Species),
+    Close,
+    Ping,
+}
+
+/// Decodes a native iris message: a postcard [`iris_model::Message`] filling
+/// the whole frame, with the flower validated.
+pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
+    let (message, rest) = postcard::take_from_bytes::<RawMessage>(frame)
+        .map_err(|e| DecodeError(format!("not a valid iris message ({e})")))?;
+    if !rest.is_empty() {
+        return Err(DecodeError(format!(
+            "{} unexpected bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(match message {
+        RawMessage::Iris(sepal_length, sepal_width, petal_length, petal_width, species) => {
+            let iris = Iris::new(
+                sepal_length,
+                sepal_width,
+                petal_length,
+                petal_width,
+                species,
+            )
+            .map_err(|e| DecodeError(e.to_string()))?;
+            Request::Flower(iris)
+        }
+        RawMessage::Ping => Request::Ping,
+        RawMessage::Close => Request::Close,
+    })
+}
+
+/// Why a frame could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodeError(pub(crate) String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iris_model::Message;
+
+    #[test]
+    fn native_messages_decode() {
+        let iris = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("valid");
+        let frame = postcard::to_stdvec(&Message::Iris(iris)).expect("encode");
+        assert_eq!(decode(&frame), Ok(Request::Flower(iris)));
+        let frame = postcard::to_stdvec(&Message::Close).expect("encode");
+        assert_eq!(decode(&frame), Ok(Request::Close));
+    }
+
+    #[test]
+    fn every_message_variant_decodes_to_its_request() {
+        for species in Species::ALL {
+            let iris = Iris::new(6.3, 2.9, 5.6, 1.8, species).expect("valid");
+            let frame = postcard::to_stdvec(&Message::Iris(iris)).expect("encode");
+            assert_eq!(decode(&frame), Ok(Request::Flower(iris)));
+        }
+        let frame = postcard::to_stdvec(&Message::Ping).expect("encode");
+        assert_eq!(decode(&frame), Ok(Request::Ping));
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_refused() {
+        assert!(decode(b"").is_err());
+        assert!(decode(&[9, 9, 9]).is_err());
+        let mut frame = postcard::to_stdvec(&Message::Ping).expect("encode");
+        frame.push(0);
+        assert!(
+            decode(&frame)
+                .expect_err("trailing")
+                .0
+                .contains("unexpected bytes")
+        );
+    }
+
+    #[test]
+    fn invalid_flowers_are_refused_with_the_field_named() {
+        // Message::Iris with a negative sepal_length.
+        let mut frame = vec![0u8];
+        for value in [-5.1f64, 3.5, 1.4, 0.2] {
+            frame.extend_from_slice(&value.to_le_bytes());
+        }
+        frame.push(0);
+        let err = decode(&frame).expect_err("negative length");
+        assert!(err.0.contains("sepal_length"), "{err}");
+    }
+}

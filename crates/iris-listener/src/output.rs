@@ -1,0 +1,233 @@
+//! The listener's standard output: one line per flower, from many
+//! connections at once.
+//!
+//! Each connection formats into its own buffer and hands whole lines to
+//! stdout under its lock, so lines from concurrent connections never mix
+//! mid-line and the hot path takes no lock per flower. A connection
+//! publishes its buffer when it is about to wait for the network (so a person
+//! watching sees lines promptly), when the buffer fills, and before it
+//! acknowledges `Close` (so an acknowledged flower has always been written).
+
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use iris_model::{Iris, Species, write_area_line};
+use serde::Serialize;
+
+/// Publish a connection's buffer once it holds this much.
+const PUBLISH_THRESHOLD: usize = 64 << 10;
+
+/// How flowers are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// `Area: 18.13`, exactly as the seed's Python listener prints it.
+    Text,
+    /// One JSON object per line: the flower, its area, and its connection.
+    Json,
+}
+
+/// Flower counts, per species.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) per_species: [u64; 3],
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, species: Species) {
+        self.per_species[species as usize] += 1;
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.per_species.iter().sum()
+    }
+
+    pub(crate) fn merge(&mut self, other: &Counts) {
+        for (mine, theirs) in self.per_species.iter_mut().zip(other.per_species) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// The process-wide output: stdout, and the counts of what reached it.
+#[derive(Debug)]
+pub(crate) struct Output {
+    format: Format,
+    printed: Mutex<Counts>,
+    closed: AtomicBool,
+}
+
+/// The stdout was closed by its reader (e.g. `| head`).
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl Output {
+    pub(crate) fn new(format: Format) -> Self {
+        Output {
+            format,
+            printed: Mutex::new(Counts::default()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// How many flowers have been written to stdout.
+    pub(crate) fn printed(&self) -> Counts {
+        *self.printed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether stdout's reader went away.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, lines: &[u8], counts: &Counts) -> Result<(), StdoutClosed> {
+        if self.is_closed() {
+            return Err(StdoutClosed);
+        }
+        let mut stdout = io::stdout().lock();
+        // Whole lines under the lock; stdout's own buffer passes them through
+        // in one write because they end in a newline.
+        match stdout.write_all(lines).and_then(|()| stdout.flush()) {
+            Ok(()) => {
+                self.printed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .merge(counts);
+                Ok(())
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    tracing::info!("stdout was closed by its reader; stopping");
+                } else {
+                    tracing::error!("cannot write to stdout: {e}; stopping");
+                }
+                self.closed.store(true, Ordering::Relaxed);
+                Err(StdoutClosed)
+            }
+        }
+    }
+}
+
+/// One connection's pending output.
+#[derive(Debug)]
+pub(crate) struct ConnectionOutput<'a> {
+    output: &'a Output,
+    connection: u64,
+    lines: Vec<u8>,
+    pending: Counts,
+    received: Counts,
+}
+
+#[derive(Serialize)]
+struct JsonFlower {
+    connection: u64,
+    species: &'static str,
+    sepal_length: f64,
+    sepal_width: f64,
+    petal_length: f64,
+    petal_width: f64,
+    area: f64,
+}
+
+impl<'a> ConnectionOutput<'a> {
+    pub(crate) fn new(output: &'a Output, connection: u64) -> Self {
+        ConnectionOutput {
+            output,
+            connection,
+            lines: Vec::new(),
+            pending: Counts::default(),
+            received: Counts::default(),
+        }
+    }
+
+    /// Formats one flower's line.
+    pub(crate) fn flower(&mut self, iris: &Iris) -> Result<(), StdoutClosed> {
+        match self.output.format {
+            Format::Text => write_area_line(&mut self.lines, iris.total_area()),
+            Format::Json => {
+                let record = JsonFlower {
+                    connection: self.connection,
+                    species: iris.species().as_str(),
+                    sepal_length: iris.sepal_length(),
+                    sepal_width: iris.sepal_width(),
+                    petal_length: iris.petal_length(),
+                    petal_width: iris.petal_width(),
+                    area: iris.total_area(),
+                };
+                // Writing plain numbers and strings into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut self.lines, &record);
+                self.lines.push(b'\n');
+            }
+        }
+        self.pending.add(iris.species());
+        self.received.add(iris.species());
+        if self.lines.len() >= PUBLISH_THRESHOLD {
+            self.publish()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending lines to stdout.
+    pub(crate) fn publish(&mut self) -> Result<(), StdoutClosed> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        self.output.publish(&self.lines, &self.pending)?;
+        self.lines.clear();
+        self.pending = Counts::default();
+        Ok(())
+    }
+
+    /// How many flowers this connection has received.
+    pub(crate) fn received(&self) -> Counts {
+        self.received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flower(species: Species) -> Iris {
+        Iris::new(5.1, 3.5, 1.4, 0.2, species).expect("valid")
+    }
+
+    #[test]
+    fn text_lines_match_the_python_listener() {
+        let output = Output::new(Format::Text);
+        let mut connection = ConnectionOutput::new(&output, 1);
+        connection
+            .flower(&flower(Species::Setosa))
+            .expect("formatted");
+        assert_eq!(connection.lines, b"Area: 18.13\n");
+        assert_eq!(connection.received().total(), 1);
+    }
+
+    #[test]
+    fn json_lines_carry_the_flower_and_its_connection() {
+        let output = Output::new(Format::Json);
+        let mut connection = ConnectionOutput::new(&output, 7);
+        connection
+            .flower(&flower(Species::Virginica))
+            .expect("formatted");
+        let line = std::str::from_utf8(&connection.lines).expect("utf-8");
+        let value: serde_json::Value = serde_json::from_str(line.trim_end()).expect("json");
+        assert_eq!(value["connection"], 7);
+        assert_eq!(value["species"], "virginica");
+        assert_eq!(value["area"], 18.13);
+        assert_eq!(value["petal_width"], 0.2);
+    }
+
+    #[test]
+    fn counts_add_up_per_species() {
+        let mut counts = Counts::default();
+        counts.add(Species::Setosa);
+        counts.add(Species::Virginica);
+        counts.add(Species::Virginica);
+        let mut total = Counts::default();
+        total.merge(&counts);
+        total.merge(&counts);
+        assert_eq!(total.per_species, [2, 0, 4]);
+        assert_eq!(total.total(), 6);
+    }
+}

@@ -1,0 +1,96 @@
+//! One client connection, from authentication to close.
+
+use iris_model::Reply;
+use iris_wire::{Connection, Error};
+
+use crate::decode::{Request, decode};
+use crate::output::{ConnectionOutput, Counts, Output, StdoutClosed};
+
+/// How a session ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The client sent `Close` and got its acknowledgement.
+    Closed,
+    /// The client disconnected between messages without `Close`.
+    Disconnected,
+}
+
+/// Why a session ended early.
+#[derive(Debug)]
+pub(crate) enum SessionError {
+    /// The connection failed or the peer broke the protocol.
+    Wire(Error),
+    /// The peer sent a frame we cannot understand.
+    Decode(crate::decode::DecodeError),
+    /// Our stdout is gone; nothing more can be reported.
+    StdoutClosed,
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Wire(e) => e.fmt(f),
+            SessionError::Decode(e) => write!(f, "bad message: {e}"),
+            SessionError::StdoutClosed => f.write_str("stdout was closed"),
+        }
+    }
+}
+
+impl From<StdoutClosed> for SessionError {
+    fn from(_: StdoutClosed) -> Self {
+        SessionError::StdoutClosed
+    }
+}
+
+/// The result of a session: how it ended, and how many flowers it delivered
+/// to stdout either way.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) result: Result<Ending, SessionError>,
+    pub(crate) flowers: Counts,
+}
+
+/// Serves one authenticated connection until it closes.
+pub(crate) fn serve(connection: &mut Connection, id: u64, output: &Output) -> Outcome {
+    let mut lines = ConnectionOutput::new(output, id);
+    let mut result = serve_requests(connection, &mut lines);
+    // Whatever happened, what was received is printed before we let go.
+    if let Err(StdoutClosed) = lines.publish() {
+        result = Err(SessionError::StdoutClosed);
+    }
+    Outcome {
+        result,
+        flowers: lines.received(),
+    }
+}
+
+fn serve_requests(
+    connection: &mut Connection,
+    lines: &mut ConnectionOutput<'_>,
+) -> Result<Ending, SessionError> {
+    loop {
+        if !connection.has_buffered_frame() {
+            // About to wait for the network: show what we have so far.
+            lines.publish()?;
+        }
+        let frame = match connection.recv_frame() {
+            Ok(frame) => frame,
+            Err(Error::Closed) => return Ok(Ending::Disconnected),
+            Err(e) => return Err(SessionError::Wire(e)),
+        };
+        match decode(frame).map_err(SessionError::Decode)? {
+            Request::Flower(iris) => lines.flower(&iris)?,
+            Request::Ping => connection.send(&Reply::Pong).map_err(SessionError::Wire)?,
+            Request::Close => {
+                // The acknowledgement promises every flower was printed.
+                lines.publish()?;
+                let flowers = lines.received().total();
+                connection
+                    .send(&Reply::Closed { flowers })
+                    .and_then(|()| connection.flush())
+                    .map_err(SessionError::Wire)?;
+                return Ok(Ending::Closed);
+            }
+        }
+    }
+}
