@@ -1,0 +1,136 @@
+//! The real `iris-listener` binary, driven by an in-process iris client.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use iris_model::{Iris, Message, Reply, Species};
+use iris_wire::Client;
+
+const KEY: &str = "listener cli test key";
+
+fn listener() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iris-listener"))
+}
+
+/// Kills the child if the test fails half-way.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the listener on an ephemeral port and waits until it says it is
+/// listening; returns the address from its address file.
+fn start(extra: &[&str]) -> (Running, String, BufReader<std::process::ChildStderr>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let address_file = dir.path().join("address");
+    let mut child = listener()
+        .args(["--address", "127.0.0.1:0", "--address-file"])
+        .arg(&address_file)
+        .args(extra)
+        .env("IRIS_AUTHKEY", KEY)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start iris-listener");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let running = Running(child);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read stderr") > 0,
+            "listener exited early"
+        );
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let address = std::fs::read_to_string(&address_file).expect("address file");
+    (running, address.trim().to_owned(), stderr)
+}
+
+#[test]
+fn refuses_to_start_without_a_key_and_says_how_to_set_one() {
+    let output = listener()
+        .args(["--address", "127.0.0.1:0"])
+        .env_remove("IRIS_AUTHKEY")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("IRIS_AUTHKEY") && stderr.contains("--authkey-file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_explains_the_key_and_shutdown() {
+    let output = listener().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("IRIS_AUTHKEY") && help.contains("SIGTERM"),
+        "{help}"
+    );
+}
+
+#[test]
+fn once_serves_one_client_prints_areas_and_acknowledges() {
+    let (mut running, address, stderr) = start(&["--once"]);
+    let mut connection = Client::connect(&address, KEY.as_bytes()).expect("connect");
+    let seed = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("valid");
+    for _ in 0..3 {
+        connection.send(&Message::Iris(seed)).expect("send");
+    }
+    connection.send(&Message::Ping).expect("ping");
+    assert_eq!(connection.recv::<Reply>().expect("pong"), Reply::Pong);
+    connection.send(&Message::Close).expect("close");
+    assert_eq!(
+        connection.recv::<Reply>().expect("ack"),
+        Reply::Closed { flowers: 3 }
+    );
+
+    let status = running.0.wait().expect("listener exits by itself");
+    assert!(status.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut running.0.stdout.take().expect("stdout"), &mut stdout)
+        .expect("stdout");
+    assert_eq!(stdout, "Area: 18.13\n".repeat(3));
+    let log: Vec<String> = stderr.lines().map(|l| l.expect("utf-8")).collect();
+    let summary = log
+        .iter()
+        .find(|l| l.starts_with("summary:"))
+        .expect("summary line");
+    assert_eq!(
+        summary,
+        "summary: connections=1 rejected=0 flowers=3 setosa=3 versicolor=0 virginica=0"
+    );
+}
+
+#[test]
+fn a_bad_message_closes_only_that_connection() {
+    let (mut running, address, _stderr) = start(&[]);
+    let mut bad = Client::connect(&address, KEY.as_bytes()).expect("connect");
+    bad.send_bytes(b"\x07garbage").expect("send");
+    assert!(
+        bad.recv_bytes().is_err(),
+        "the listener drops the offending connection"
+    );
+
+    let mut good = Client::connect(&address, KEY.as_bytes()).expect("connect again");
+    good.send(&Message::Close).expect("close");
+    assert_eq!(
+        good.recv::<Reply>().expect("ack"),
+        Reply::Closed { flowers: 0 }
+    );
+    assert!(
+        running.0.try_wait().expect("status").is_none(),
+        "still running"
+    );
+}
