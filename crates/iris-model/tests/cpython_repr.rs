@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -151,11 +149,14 @@ fn cpython_reprs(python: &Path, values: &[f64]) -> Vec<String> {
 
 #[test]
 fn py_repr_matches_cpython() {
-    let Some(python) = support::python3_or_skip("py_repr_matches_cpython") else {
-        return;
-    };
     let values = sample_values();
-    let expected = cpython_reprs(&python, &values);
+    for python in iris_testkit::pythons("py_repr_matches_cpython") {
+        check_against(&python.path, &values);
+    }
+}
+
+fn check_against(python: &Path, values: &[f64]) {
+    let expected = cpython_reprs(python, values);
     assert_eq!(
         expected.len(),
         values.len(),
@@ -186,5 +187,9 @@ fn py_repr_matches_cpython() {
         values.len(),
         mismatches[..mismatches.len().min(20)].join("\n")
     );
-    eprintln!("{} values match CPython's repr", values.len());
+    eprintln!(
+        "{} values match the repr of {}",
+        values.len(),
+        python.display()
+    );
 }
