@@ -1,5 +1,6 @@
 //! What the `iris-listener` and `iris-client` binaries share: the flags both
-//! take, how the authkey is loaded, and logging.
+//! take, how the authkey is loaded, logging, and the frames Python programs
+//! send ([`python`]).
 //!
 //! ```
 //! use clap::Parser;
@@ -19,6 +20,7 @@
 
 mod authkey;
 mod logging;
+pub mod python;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Logging to stderr through tracing.
 
+use std::io::IsTerminal;
+
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
@@ -35,6 +37,7 @@ pub fn init_logging(verbosity: Verbosity) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

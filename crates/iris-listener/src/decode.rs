@@ -1,5 +1,6 @@
 //! Turning a received frame into a request.
 
+use iris_app::python::{self, PythonMessage};
 use iris_model::{Iris, Species};
 use serde::Deserialize;
 
@@ -10,8 +11,12 @@ pub(crate) enum Request {
     Flower(Iris),
     /// Answer with a pong.
     Ping,
-    /// The client is done.
-    Close,
+    /// The client is done; native clients wait for an acknowledgement,
+    /// Python clients expect none.
+    Close {
+        /// Whether to answer with [`iris_model::Reply::Closed`].
+        acknowledge: bool,
+    },
 }
 
 /// The wire shape of [`iris_model::Message`] before validation.
@@ -26,9 +31,22 @@ enum RawMessage {
     Ping,
 }
 
+/// Decodes a frame from either kind of client: a pickle from a Python
+/// program (first byte `0x80`, see [`iris_app::python`]) or a native message.
+pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
+    if python::is_pickle(frame) {
+        return match python::decode_frame(frame) {
+            Ok(PythonMessage::Flower(iris)) => Ok(Request::Flower(iris)),
+            Ok(PythonMessage::Close) => Ok(Request::Close { acknowledge: false }),
+            Err(e) => Err(DecodeError(e.to_string())),
+        };
+    }
+    decode_native(frame)
+}
+
 /// Decodes a native iris message: a postcard [`iris_model::Message`] filling
 /// the whole frame, with the flower validated.
-pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
+fn decode_native(frame: &[u8]) -> Result<Request, DecodeError> {
     let (message, rest) = postcard::take_from_bytes::<RawMessage>(frame)
         .map_err(|e| DecodeError(format!("not a valid iris message ({e})")))?;
     if !rest.is_empty() {
@@ -50,7 +68,7 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
             Request::Flower(iris)
         }
         RawMessage::Ping => Request::Ping,
-        RawMessage::Close => Request::Close,
+        RawMessage::Close => Request::Close { acknowledge: true },
     })
 }
 
@@ -75,7 +93,7 @@ mod tests {
         let frame = postcard::to_stdvec(&Message::Iris(iris)).expect("encode");
         assert_eq!(decode(&frame), Ok(Request::Flower(iris)));
         let frame = postcard::to_stdvec(&Message::Close).expect("encode");
-        assert_eq!(decode(&frame), Ok(Request::Close));
+        assert_eq!(decode(&frame), Ok(Request::Close { acknowledge: true }));
     }
 
     #[test]
@@ -87,6 +105,18 @@ mod tests {
         }
         let frame = postcard::to_stdvec(&Message::Ping).expect("encode");
         assert_eq!(decode(&frame), Ok(Request::Ping));
+    }
+
+    #[test]
+    fn python_frames_decode_and_close_without_acknowledgement() {
+        let iris = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("valid");
+        let mut frame = Vec::new();
+        python::write_flower_frame(&mut frame, &iris, "iris", "Iris");
+        assert_eq!(decode(&frame), Ok(Request::Flower(iris)));
+        assert_eq!(
+            decode(&python::close_frame()),
+            Ok(Request::Close { acknowledge: false })
+        );
     }
 
     #[test]

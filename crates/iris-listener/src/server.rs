@@ -160,8 +160,9 @@ impl Server {
             if self.config.once {
                 // Like the seed, serve one client; unlike it, a client that
                 // fails to authenticate does not end the listener.
-                if let Some(connection) = self.authenticate(incoming, 0) {
-                    self.start_session(connection, 0);
+                let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                if let Some(connection) = self.authenticate(incoming, id) {
+                    self.start_session(connection, id);
                     break;
                 }
                 continue;

@@ -81,14 +81,16 @@ fn serve_requests(
         match decode(frame).map_err(SessionError::Decode)? {
             Request::Flower(iris) => lines.flower(&iris)?,
             Request::Ping => connection.send(&Reply::Pong).map_err(SessionError::Wire)?,
-            Request::Close => {
+            Request::Close { acknowledge } => {
                 // The acknowledgement promises every flower was printed.
                 lines.publish()?;
-                let flowers = lines.received().total();
-                connection
-                    .send(&Reply::Closed { flowers })
-                    .and_then(|()| connection.flush())
-                    .map_err(SessionError::Wire)?;
+                if acknowledge {
+                    let flowers = lines.received().total();
+                    connection
+                        .send(&Reply::Closed { flowers })
+                        .and_then(|()| connection.flush())
+                        .map_err(SessionError::Wire)?;
+                }
                 return Ok(Ending::Closed);
             }
         }
