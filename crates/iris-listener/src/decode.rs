@@ -1,8 +1,7 @@
 //! Turning a received frame into a request.
 
 use iris_app::python::{self, PythonMessage};
-use iris_model::{Iris, Species};
-use serde::Deserialize;
+use iris_model::{Iris, Message};
 
 /// What a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,18 +18,6 @@ pub(crate) enum Request {
     },
 }
 
-/// The wire shape of [`iris_model::Message`] before validation.
-///
-/// Postcard reports a failed `Iris` validation only as "custom error", so we
-/// decode the unchecked shape and validate with [`Iris::new`], whose error
-/// names the field and value. A test keeps this in step with `Message`.
-#[derive(Deserialize)]
-enum RawMessage {
-    Iris(f64, f64, f64, f64, Species),
-    Close,
-    Ping,
-}
-
 /// Decodes a frame from either kind of client: a pickle from a Python
 /// program (first byte `0x80`, see [`iris_app::python`]) or a native message.
 pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
@@ -44,32 +31,14 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
     decode_native(frame)
 }
 
-/// Decodes a native iris message: a postcard [`iris_model::Message`] filling
-/// the whole frame, with the flower validated.
+/// Decodes a native iris message, validating the flower.
 fn decode_native(frame: &[u8]) -> Result<Request, DecodeError> {
-    let (message, rest) = postcard::take_from_bytes::<RawMessage>(frame)
-        .map_err(|e| DecodeError(format!("not a valid iris message ({e})")))?;
-    if !rest.is_empty() {
-        return Err(DecodeError(format!(
-            "{} unexpected bytes after the message",
-            rest.len()
-        )));
+    match Message::decode(frame) {
+        Ok(Message::Iris(iris)) => Ok(Request::Flower(iris)),
+        Ok(Message::Ping) => Ok(Request::Ping),
+        Ok(Message::Close) => Ok(Request::Close { acknowledge: true }),
+        Err(e) => Err(DecodeError(e.to_string())),
     }
-    Ok(match message {
-        RawMessage::Iris(sepal_length, sepal_width, petal_length, petal_width, species) => {
-            let iris = Iris::new(
-                sepal_length,
-                sepal_width,
-                petal_length,
-                petal_width,
-                species,
-            )
-            .map_err(|e| DecodeError(e.to_string()))?;
-            Request::Flower(iris)
-        }
-        RawMessage::Ping => Request::Ping,
-        RawMessage::Close => Request::Close { acknowledge: true },
-    })
 }
 
 /// Why a frame could not be understood.
@@ -85,7 +54,7 @@ impl std::fmt::Display for DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iris_model::Message;
+    use iris_model::Species;
 
     #[test]
     fn native_messages_decode() {
@@ -129,7 +98,7 @@ mod tests {
             decode(&frame)
                 .expect_err("trailing")
                 .0
-                .contains("unexpected bytes")
+                .contains("must be 1 bytes long")
         );
     }
 

@@ -33,6 +33,6 @@ mod species;
 pub use dataset::{IrisReader, load_csv, read_csv};
 pub use error::{DatasetError, ModelError};
 pub use iris::Iris;
-pub use message::{Message, Reply};
+pub use message::{Message, MessageError, Reply};
 pub use py_float::{PyFloatBuffer, PyRepr, py_repr, write_area_line};
 pub use species::Species;
