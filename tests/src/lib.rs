@@ -1,1 +1,701 @@
-//! TODO
+//! The end-to-end harness: runs the real `iris-listener` and `iris-client`
+//! binaries as child processes.
+//!
+//! - [`ListenerProcess::start`] starts a listener (on `127.0.0.1:0` unless
+//!   told otherwise) and returns once it is listening: it waits, without
+//!   sleeping, for the `listening on` log line, by which time the listener
+//!   has written its `--address-file`.
+//! - [`run_client`] / [`spawn_client`] run clients.
+//! - Every child is killed when its guard is dropped, so a failing test never
+//!   leaves a process behind; every wait is bounded by [`timeout`].
+//!
+//! The binaries are built (`cargo build -p iris-listener -p iris-client`)
+//! once per test process, so the tests never run stale binaries; set
+//! `IRIS_E2E_NO_BUILD=1` to use the ones next to the test executable as
+//! they are.
+//!
+//! Children get a hermetic environment: `IRIS_AUTHKEY`, `IRIS_ADDRESS` and
+//! `RUST_LOG` are removed (the caller passes what it wants) and `NO_COLOR`
+//! is set.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The environment variable holding the authkey.
+pub const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
+
+/// The authkey the tests use.
+pub const TEST_KEY: &str = "My voice is my password, verify me.";
+
+/// `IRIS_AUTHKEY=TEST_KEY`, for the `env` arguments.
+pub const KEY_ENV: (&str, &str) = (AUTHKEY_ENV, TEST_KEY);
+
+/// The environment variable that overrides [`timeout`], in seconds.
+pub const TIMEOUT_ENV: &str = "IRIS_E2E_TIMEOUT_SECS";
+
+/// How long any single wait may take before the test fails: 300 s unless
+/// [`TIMEOUT_ENV`] says otherwise. Generous, as the machine may be busy;
+/// a healthy run never comes close.
+pub fn timeout() -> Duration {
+    let seconds = std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(seconds)
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `data/iris.csv`: Fisher's 150 irises, with a header line.
+pub fn iris_csv() -> PathBuf {
+    repo_root().join("data").join("iris.csv")
+}
+
+struct Binaries {
+    listener: PathBuf,
+    client: PathBuf,
+}
+
+fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        if std::env::var_os("IRIS_E2E_NO_BUILD").is_some_and(|value| value == "1") {
+            next_to_test_executable()
+        } else {
+            build()
+        }
+    })
+}
+
+/// The `iris-listener` binary.
+pub fn listener_bin() -> &'static Path {
+    &binaries().listener
+}
+
+/// The `iris-client` binary.
+pub fn client_bin() -> &'static Path {
+    &binaries().client
+}
+
+/// Builds both binaries with the cargo running the tests, and takes their
+/// paths from cargo's own report (so any target directory works).
+fn build() -> Binaries {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+            "-p",
+            "iris-listener",
+            "-p",
+            "iris-client",
+            "--manifest-path",
+        ])
+        .arg(repo_root().join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", Path::new(&cargo).display()));
+    assert!(
+        output.status.success(),
+        "`cargo build -p iris-listener -p iris-client` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut listener = None;
+    let mut client = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(name), Some(executable)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) else {
+            continue;
+        };
+        match name {
+            "iris-listener" => listener = Some(PathBuf::from(executable)),
+            "iris-client" => client = Some(PathBuf::from(executable)),
+            _ => {}
+        }
+    }
+    match (listener, client) {
+        (Some(listener), Some(client)) => Binaries { listener, client },
+        _ => {
+            panic!("`cargo build -p iris-listener -p iris-client` reported no executables for them")
+        }
+    }
+}
+
+/// The binaries in the directory above the test executable's (`deps/`).
+fn next_to_test_executable() -> Binaries {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in <target>/<profile>/deps");
+    let find = |name: &str| {
+        let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            path.is_file(),
+            "{} is missing: run `cargo build -p iris-listener -p iris-client` \
+             (or unset IRIS_E2E_NO_BUILD)",
+            path.display()
+        );
+        path
+    };
+    Binaries {
+        listener: find("iris-listener"),
+        client: find("iris-client"),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The lines a child writes to one pipe, read as they come by a thread that
+/// keeps draining the pipe so the child never blocks on it.
+#[derive(Debug)]
+pub struct Lines {
+    state: Mutex<LinesState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LinesState {
+    lines: Vec<String>,
+    ended: bool,
+}
+
+impl Lines {
+    fn read(pipe: impl Read + Send + 'static) -> Arc<Lines> {
+        let lines = Arc::new(Lines {
+            state: Mutex::new(LinesState::default()),
+            changed: Condvar::new(),
+        });
+        let writer = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut buffer = Vec::new();
+            loop {
+                buffer.clear();
+                match reader.read_until(b'\n', &mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if buffer.ends_with(b"\n") {
+                            buffer.pop();
+                        }
+                        let line = String::from_utf8_lossy(&buffer).into_owned();
+                        lock(&writer.state).lines.push(line);
+                        writer.changed.notify_all();
+                    }
+                }
+            }
+            lock(&writer.state).ended = true;
+            writer.changed.notify_all();
+        });
+        lines
+    }
+
+    /// The lines so far.
+    pub fn snapshot(&self) -> Vec<String> {
+        lock(&self.state).lines.clone()
+    }
+
+    /// Waits until `find` finds something in the lines so far, and returns
+    /// it; or, if the pipe ends first, returns `Err` with all the lines.
+    /// Panics after [`timeout`], saying it was waiting for `what`.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        mut find: impl FnMut(&[String]) -> Option<T>,
+    ) -> Result<T, Vec<String>> {
+        let deadline = Instant::now() + timeout();
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(found) = find(&state.lines) {
+                return Ok(found);
+            }
+            if state.ended {
+                return Err(state.lines.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {:?} waiting for {what}; lines so far:\n{}",
+                timeout(),
+                state.lines.join("\n")
+            );
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits for the pipe to end (the child exited) and returns every line.
+    pub fn wait_end(&self, what: &str) -> Vec<String> {
+        match self.wait_for(what, |_| None::<()>) {
+            Ok(()) => unreachable!("the finder never finds"),
+            Err(lines) => lines,
+        }
+    }
+}
+
+/// A child process with its stdout and stderr read into [`Lines`]; killed
+/// when dropped.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Option<Child>,
+    stdout: Arc<Lines>,
+    stderr: Arc<Lines>,
+}
+
+impl Process {
+    /// Spawns `command` with stdin closed and stdout and stderr piped.
+    pub fn spawn(name: &str, mut command: Command) -> Process {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        let stdout = Lines::read(child.stdout.take().expect("piped stdout"));
+        let stderr = Lines::read(child.stderr.take().expect("piped stderr"));
+        Process {
+            name: name.to_owned(),
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The child's standard output.
+    pub fn stdout(&self) -> &Lines {
+        &self.stdout
+    }
+
+    /// The child's standard error.
+    pub fn stderr(&self) -> &Lines {
+        &self.stderr
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("not reaped yet")
+    }
+
+    /// Sends `signal` (a name such as `TERM`) with kill(1). The child is not
+    /// reaped before [`Process::finish`], so its id cannot have been reused.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(
+            status.success(),
+            "kill -{signal} {pid} ({}) failed",
+            self.name
+        );
+    }
+
+    /// Kills the child with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            child.kill().expect("SIGKILL the child");
+        }
+    }
+
+    /// Waits for the child to close its pipes and exit; returns what it
+    /// printed. Panics after [`timeout`].
+    pub fn finish(mut self) -> Finished {
+        let what = format!("{} to exit", self.name);
+        let stderr = self.stderr.wait_end(&what);
+        let stdout = self.stdout.wait_end(&what);
+        let mut child = self.child.take().expect("not reaped yet");
+        let status = child.wait().expect("wait for the child");
+        Finished {
+            name: self.name.clone(),
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What a finished child printed, and how it exited.
+#[derive(Debug)]
+pub struct Finished {
+    /// Which child, for messages.
+    pub name: String,
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Its stdout lines.
+    pub stdout: Vec<String>,
+    /// Its stderr lines.
+    pub stderr: Vec<String>,
+}
+
+impl Finished {
+    /// The exit code (`None` when killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Panics, showing what the child printed, unless it exited with `code`.
+    pub fn assert_code(&self, code: i32) -> &Finished {
+        assert_eq!(self.code(), Some(code), "{}", self.describe());
+        self
+    }
+
+    /// Everything about the run, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} exited with {}\n--- stdout ({} lines, last 20):\n{}\n--- stderr:\n{}",
+            self.name,
+            self.status,
+            self.stdout.len(),
+            self.stdout[self.stdout.len().saturating_sub(20)..].join("\n"),
+            self.stderr.join("\n")
+        )
+    }
+
+    /// The whole of stderr.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.join("\n")
+    }
+
+    /// The stdout lines that start with `Area: `.
+    pub fn area_lines(&self) -> Vec<&str> {
+        self.stdout
+            .iter()
+            .map(String::as_str)
+            .filter(|line| line.starts_with("Area: "))
+            .collect()
+    }
+
+    /// The listener's `summary:` line; panics if there is none.
+    pub fn summary(&self) -> Summary {
+        self.stderr
+            .iter()
+            .find_map(|line| Summary::parse(line))
+            .unwrap_or_else(|| panic!("no `summary:` line\n{}", self.describe()))
+    }
+
+    /// A client's `sent N flowers to ADDR; M acknowledged` line, as
+    /// `(N, M)`, if it printed one.
+    pub fn acknowledgement(&self) -> Option<(u64, u64)> {
+        self.stdout
+            .iter()
+            .find_map(|line| parse_acknowledgement(line))
+    }
+
+    /// The `M` of a client's acknowledgement, 0 when it printed none.
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledgement().map_or(0, |(_, acked)| acked)
+    }
+}
+
+/// Parses `sent N flowers to ADDR; M acknowledged` into `(N, M)`.
+pub fn parse_acknowledgement(line: &str) -> Option<(u64, u64)> {
+    let rest = line.trim().strip_prefix("sent ")?;
+    let (sent, rest) = rest.split_once(' ')?;
+    let (_, acked) = rest.rsplit_once("; ")?;
+    let acked = acked.strip_suffix(" acknowledged")?;
+    Some((sent.parse().ok()?, acked.trim().parse().ok()?))
+}
+
+/// The listener's `summary: connections=C rejected=R flowers=F setosa=A
+/// versicolor=B virginica=D` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The line from `summary:` on.
+    pub line: String,
+    /// Its `key=value` fields.
+    pub fields: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Parses the part of `line` from `summary:` on, if it has one.
+    pub fn parse(line: &str) -> Option<Summary> {
+        let at = line.find("summary:")?;
+        let line = line[at..].trim_end().to_owned();
+        let fields = line["summary:".len()..]
+            .split_whitespace()
+            .filter_map(|field| {
+                let (key, value) = field.split_once('=')?;
+                Some((
+                    key.to_owned(),
+                    value.trim_end_matches([',', ';']).parse().ok()?,
+                ))
+            })
+            .collect();
+        Some(Summary { line, fields })
+    }
+
+    /// The value of `key`; panics if the line has none.
+    pub fn get(&self, key: &str) -> u64 {
+        *self
+            .fields
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.line))
+    }
+}
+
+fn hermetic(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_remove(AUTHKEY_ENV)
+        .env_remove("IRIS_ADDRESS")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// A running `iris-listener`, killed when dropped.
+#[derive(Debug)]
+pub struct ListenerProcess {
+    process: Process,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ListenerProcess {
+    /// Starts `iris-listener ARGS` with `env` and waits until it listens.
+    /// Adds `--address 127.0.0.1:0` unless `args` has an `--address`, and
+    /// always an `--address-file`. Panics, showing its stderr, if the
+    /// listener exits first.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ListenerProcess {
+        Self::try_start(args, env).unwrap_or_else(|finished| {
+            panic!(
+                "the listener exited before listening\n{}",
+                finished.describe()
+            )
+        })
+    }
+
+    /// [`ListenerProcess::start`], returning how the listener ended if it
+    /// exited before listening.
+    pub fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<ListenerProcess, Finished> {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let address_file = dir.path().join("address");
+        let mut command = hermetic(listener_bin(), args, env);
+        if !args
+            .iter()
+            .any(|arg| *arg == "--address" || arg.starts_with("--address="))
+        {
+            command.args(["--address", "127.0.0.1:0"]);
+        }
+        command.arg("--address-file").arg(&address_file);
+        let process = Process::spawn("iris-listener", command);
+        let ready = process.stderr().wait_for("`listening on`", |lines| {
+            lines
+                .iter()
+                .any(|line| line.contains("listening on"))
+                .then_some(())
+        });
+        if ready.is_err() {
+            return Err(process.finish());
+        }
+        let address = std::fs::read_to_string(&address_file)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the listener logged `listening on` but {} is unreadable: {e}",
+                    address_file.display()
+                )
+            })
+            .trim_end_matches('\n')
+            .to_owned();
+        assert!(!address.is_empty(), "the address file is empty");
+        Ok(ListenerProcess {
+            process,
+            address,
+            _dir: dir,
+        })
+    }
+
+    /// The bound address, as written to the address file.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The listener process.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    /// Waits until the listener has printed at least `n` stdout lines.
+    pub fn wait_for_stdout_lines(&self, n: usize) {
+        let found = self
+            .process
+            .stdout()
+            .wait_for(&format!("{n} stdout lines"), |lines| {
+                (lines.len() >= n).then_some(())
+            });
+        if let Err(lines) = found {
+            panic!(
+                "the listener's stdout ended after {} lines, before {n}; stderr:\n{}",
+                lines.len(),
+                self.process.stderr().snapshot().join("\n")
+            );
+        }
+    }
+
+    /// Waits until `count` stderr lines contain `needle`; returns them.
+    pub fn wait_for_log(&self, needle: &str, count: usize) -> Vec<String> {
+        let found = self.process.stderr().wait_for(
+            &format!("{count} log lines containing {needle:?}"),
+            |lines| {
+                let matching: Vec<String> = lines
+                    .iter()
+                    .filter(|line| line.contains(needle))
+                    .cloned()
+                    .collect();
+                (matching.len() >= count).then_some(matching)
+            },
+        );
+        found.unwrap_or_else(|lines| {
+            panic!(
+                "the listener exited before logging {count} lines containing {needle:?}; stderr:\n{}",
+                lines.join("\n")
+            )
+        })
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        self.process.signal("TERM");
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// SIGTERM, then [`ListenerProcess::finish`].
+    pub fn stop(self) -> Finished {
+        self.terminate();
+        self.finish()
+    }
+
+    /// Waits for the listener to exit.
+    pub fn finish(self) -> Finished {
+        self.process.finish()
+    }
+}
+
+/// Starts `iris-client ARGS` with `env`.
+pub fn spawn_client(args: &[&str], env: &[(&str, &str)]) -> Process {
+    Process::spawn("iris-client", hermetic(client_bin(), args, env))
+}
+
+/// Runs `iris-client ARGS` with `env` to its end.
+pub fn run_client(args: &[&str], env: &[(&str, &str)]) -> Finished {
+    spawn_client(args, env).finish()
+}
+
+/// The arguments for `iris-client SUBCOMMAND` to reach `address`, then
+/// `rest`. (The client takes its connection flags after the subcommand.)
+pub fn client_args<'a>(subcommand: &'a str, address: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![subcommand, "--address", address];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// Runs `iris-client send --address ADDRESS ARGS` with the test key.
+pub fn send(address: &str, args: &[&str]) -> Finished {
+    run_client(&client_args("send", address, args), &[KEY_ENV])
+}
+
+/// Splits a CSV file's data lines into `n` CSV texts, each with the header.
+pub fn split_csv(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header = lines.next().expect("a header line");
+    let rows: Vec<&str> = lines.collect();
+    rows.chunks(rows.len().div_ceil(n).max(1))
+        .map(|chunk| {
+            let mut part = format!("{header}\n");
+            for row in chunk {
+                part.push_str(row);
+                part.push('\n');
+            }
+            part
+        })
+        .collect()
+}
+
+/// Writes `contents` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, contents: &str) -> PathBuf {
+    let path = dir.join(name.as_ref());
+    std::fs::write(&path, contents)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_acknowledgements() {
+        assert_eq!(
+            parse_acknowledgement("sent 1000 flowers to 127.0.0.1:4567; 999 acknowledged"),
+            Some((1000, 999))
+        );
+        assert_eq!(
+            parse_acknowledgement("sent 1 flowers to /tmp/a; b/iris.sock; 1 acknowledged"),
+            Some((1, 1))
+        );
+        assert_eq!(parse_acknowledgement("Area: 1.0"), None);
+    }
+
+    #[test]
+    fn parses_summaries() {
+        let summary = Summary::parse(
+            "2026-11-25T17:00:00Z  INFO summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=50 virginica=50",
+        )
+        .expect("a summary");
+        assert_eq!(summary.get("connections"), 3);
+        assert_eq!(summary.get("rejected"), 1);
+        assert_eq!(summary.get("flowers"), 150);
+        assert_eq!(summary.get("virginica"), 50);
+        assert!(Summary::parse("listening on 127.0.0.1:1").is_none());
+    }
+
+    #[test]
+    fn splits_csv_with_a_header_on_each_part() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write_file(dir.path(), "all.csv", "h\n1\n2\n3\n\n");
+        assert_eq!(split_csv(&path, 2), ["h\n1\n2\n", "h\n3\n"]);
+    }
+}

@@ -1,2 +1,46 @@
-//! TODO
-fn main() {}
+//! Project automation, run as `cargo xtask TASK` (an alias in
+//! `.cargo/config.toml`).
+//!
+//! Tasks:
+//! - `demo`: builds the binaries and runs the whole system end to end.
+
+mod demo;
+mod process;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask TASK
+
+tasks:
+  demo    build iris-listener and iris-client, start a listener, send
+          data/iris.csv from three clients at once, and check the results
+  help    show this message";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("demo") => demo::run(&rest),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! `cargo xtask demo`: the whole system end to end.
+//!
+//! Builds `iris-listener` and `iris-client`, starts a listener on a free
+//! port with a fresh random authkey, sends `data/iris.csv` split in three
+//! from three clients at once, stops the listener with SIGTERM and checks
+//! that every flower was acknowledged, printed and counted.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+
+use crate::process::{self, Guarded, Output};
+
+/// How many clients send at once.
+const CLIENTS: usize = 3;
+/// How long the listener gets to start listening.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the clients get to send everything and be acknowledged.
+const CLIENTS_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the listener gets to exit after SIGTERM.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
+
+/// Runs the demo; an error means it failed (children are killed by then).
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(arg) = args.first() {
+        bail!("`demo` takes no arguments, got {arg:?}");
+    }
+    process::kill_children_on_interrupt()?;
+
+    let root = workspace_root();
+    step("building iris-listener and iris-client");
+    let bins = build(&root)?;
+
+    let scratch = Scratch::new()?;
+    let data = root.join("data").join("iris.csv");
+    let (parts, flowers) = split_csv(&data, CLIENTS, scratch.path())?;
+    let key = random_hex(32)?;
+
+    step("starting iris-listener on 127.0.0.1:0 with a fresh random authkey");
+    let listener = RunningListener::start(&bins.listener, &key, scratch.path())?;
+    step(&format!("listener is listening on {}", listener.address));
+
+    step(&format!(
+        "sending {} ({flowers} flowers) from {CLIENTS} clients at once",
+        data.display()
+    ));
+    let clients = run_clients(&bins.client, &listener.address, &key, &parts)?;
+
+    step("stopping the listener with SIGTERM");
+    let listener = listener.stop()?;
+
+    verdict(flowers, &clients, &listener)
+}
+
+fn step(message: &str) {
+    eprintln!("==> {message}");
+}
+
+/// The workspace's root: this crate's parent directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+struct Binaries {
+    listener: PathBuf,
+    client: PathBuf,
+}
+
+/// Builds both binaries (debug profile) and finds them in the target
+/// directory: `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+fn build(root: &Path) -> anyhow::Result<Binaries> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = root.join("Cargo.toml");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            "iris-listener",
+            "-p",
+            "iris-client",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+    ensure!(
+        status.success(),
+        "`cargo build -p iris-listener -p iris-client` failed ({status})"
+    );
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(dir),
+        None => root.join("target"),
+    };
+    let find = |name: &str| -> anyhow::Result<PathBuf> {
+        let path = target_dir
+            .join("debug")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        ensure!(
+            path.is_file(),
+            "{} is missing after the build (is the target directory elsewhere?)",
+            path.display()
+        );
+        Ok(path)
+    };
+    Ok(Binaries {
+        listener: find("iris-listener")?,
+        client: find("iris-client")?,
+    })
+}
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let name = format!("iris-demo-{}-{}", std::process::id(), random_hex(6)?);
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Scratch(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `bytes` random bytes from /dev/urandom, hex-encoded.
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut buffer = vec![0; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut buffer))
+        .context("cannot read /dev/urandom")?;
+    let mut hex = String::with_capacity(2 * bytes);
+    for byte in buffer {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    Ok(hex)
+}
+
+/// Splits the CSV at `data` into `n` files in `dir`, each with the header;
+/// returns their paths and the number of flowers in all.
+fn split_csv(data: &Path, n: usize, dir: &Path) -> anyhow::Result<(Vec<PathBuf>, usize)> {
+    let text =
+        std::fs::read_to_string(data).with_context(|| format!("cannot read {}", data.display()))?;
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header = lines
+        .next()
+        .with_context(|| format!("{} is empty", data.display()))?;
+    let rows: Vec<&str> = lines.collect();
+    ensure!(
+        rows.len() >= n,
+        "{} has fewer than {n} flowers",
+        data.display()
+    );
+    let mut parts = Vec::with_capacity(n);
+    for (index, chunk) in rows.chunks(rows.len().div_ceil(n)).enumerate() {
+        let path = dir.join(format!("part{}.csv", index + 1));
+        let mut contents = format!("{header}\n");
+        for row in chunk {
+            contents.push_str(row);
+            contents.push('\n');
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        parts.push(path);
+    }
+    Ok((parts, rows.len()))
+}
+
+/// Makes a command hermetic with respect to the caller's iris settings:
+/// the authkey and address come from the demo, logs are at the default level
+/// (so that `listening on` is logged) and uncoloured.
+fn iris_command(program: &Path, key: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env(AUTHKEY_ENV, key)
+        .env_remove("IRIS_ADDRESS")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A listener whose stdout is shown as it comes and whose stderr is shown
+/// (prefixed) and kept.
+struct RunningListener {
+    guard: Guarded,
+    address: String,
+    /// Disconnected once the listener's stderr ends (it exited).
+    stderr_events: Receiver<()>,
+    stdout: JoinHandle<Vec<String>>,
+    stderr: JoinHandle<Vec<String>>,
+}
+
+/// What the listener printed, and how it exited.
+struct FinishedListener {
+    status: std::process::ExitStatus,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+}
+
+impl RunningListener {
+    /// Starts the listener and waits until it logs `listening on`; by then
+    /// it has written its address file.
+    fn start(program: &Path, key: &str, dir: &Path) -> anyhow::Result<RunningListener> {
+        let address_file = dir.join("listener.address");
+        let mut command = iris_command(program, key);
+        command
+            .args(["--address", "127.0.0.1:0", "--address-file"])
+            .arg(&address_file);
+        let mut guard = Guarded::spawn("iris-listener", &mut command)?;
+        let stdout = guard.take_stdout().context("no stdout pipe")?;
+        let stderr = guard.take_stderr().context("no stderr pipe")?;
+
+        let stdout = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                println!("{line}");
+                lines.push(line);
+            }
+            lines
+        });
+        let (events, stderr_events) = mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("    listener | {line}");
+                if line.contains("listening on") {
+                    let _ = events.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+
+        match stderr_events.recv_timeout(READY_TIMEOUT) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let lines = stderr.join().unwrap_or_default();
+                let status = guard.wait()?;
+                bail!(
+                    "iris-listener exited ({status}) before listening; its stderr:\n{}",
+                    lines.join("\n")
+                );
+            }
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "iris-listener did not log `listening on` within {}s",
+                READY_TIMEOUT.as_secs()
+            ),
+        }
+        let address = std::fs::read_to_string(&address_file)
+            .with_context(|| {
+                format!(
+                    "iris-listener logged `listening on` but its address file {} is unreadable",
+                    address_file.display()
+                )
+            })?
+            .trim_end_matches('\n')
+            .to_owned();
+        ensure!(
+            !address.is_empty(),
+            "iris-listener's address file {} is empty",
+            address_file.display()
+        );
+        Ok(RunningListener {
+            guard,
+            address,
+            stderr_events,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Sends SIGTERM and waits for the listener to exit.
+    fn stop(self) -> anyhow::Result<FinishedListener> {
+        self.guard.terminate()?;
+        let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_events.recv_timeout(left) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => bail!(
+                    "iris-listener did not exit within {}s of SIGTERM",
+                    SHUTDOWN_TIMEOUT.as_secs()
+                ),
+            }
+        }
+        let stderr = self.stderr.join().unwrap_or_default();
+        let stdout = self.stdout.join().unwrap_or_default();
+        let status = self.guard.wait()?;
+        Ok(FinishedListener {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+struct ClientRun {
+    name: String,
+    part: PathBuf,
+    output: Output,
+}
+
+/// Runs one `iris-client send PART` per part, all at once, and waits for
+/// them all.
+fn run_clients(
+    program: &Path,
+    address: &str,
+    key: &str,
+    parts: &[PathBuf],
+) -> anyhow::Result<Vec<ClientRun>> {
+    let mut clients = Vec::with_capacity(parts.len());
+    for (index, part) in parts.iter().enumerate() {
+        let mut command = iris_command(program, key);
+        command.args(["send", "--address", address]).arg(part);
+        let guard = Guarded::spawn(format!("client {}", index + 1), &mut command)?;
+        clients.push((guard, part.clone()));
+    }
+    let (done, results) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for (index, (guard, part)) in clients.into_iter().enumerate() {
+            let done = done.clone();
+            scope.spawn(move || {
+                let name = guard.name().to_owned();
+                let output = guard.output();
+                let _ = done.send((index, name, part, output));
+            });
+        }
+        drop(done);
+        let deadline = Instant::now() + CLIENTS_TIMEOUT;
+        let mut runs: Vec<Option<ClientRun>> = (0..parts.len()).map(|_| None).collect();
+        for _ in 0..parts.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match results.recv_timeout(left) {
+                Ok((index, name, part, output)) => {
+                    let output = output?;
+                    show_client(&name, &output);
+                    runs[index] = Some(ClientRun { name, part, output });
+                }
+                Err(_) => {
+                    // Unblocks the threads still reading the clients' pipes.
+                    process::kill_all();
+                    bail!(
+                        "the clients did not finish within {}s",
+                        CLIENTS_TIMEOUT.as_secs()
+                    );
+                }
+            }
+        }
+        Ok(runs.into_iter().flatten().collect())
+    })
+}
+
+fn show_client(name: &str, output: &Output) {
+    let stdout = output.stdout.trim_end();
+    eprintln!("    {name} exited ({}): {stdout}", output.status);
+    for line in output.stderr.lines() {
+        eprintln!("    {name} | {line}");
+    }
+}
+
+/// The `M` of the client's `sent N flowers to ADDR; M acknowledged` line.
+fn acknowledged(stdout: &str) -> Option<u64> {
+    stdout.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("sent ")?;
+        let (_, acked) = rest.rsplit_once("; ")?;
+        acked.strip_suffix(" acknowledged")?.trim().parse().ok()
+    })
+}
+
+/// Drops ANSI escape sequences (colours), should the logs have them.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The listener's `summary: connections=C ... virginica=D` line, cleaned.
+fn summary_line(stderr: &[String]) -> Option<String> {
+    stderr.iter().map(|line| strip_ansi(line)).find_map(|line| {
+        let at = line.find("summary:")?;
+        Some(line[at..].trim_end().to_owned())
+    })
+}
+
+/// The value of `key=` in a summary line.
+fn summary_value(summary: &str, key: &str) -> Option<u64> {
+    summary.split_whitespace().find_map(|field| {
+        let value = field.strip_prefix(key)?.strip_prefix('=')?;
+        value.trim_end_matches([',', ';']).parse().ok()
+    })
+}
+
+fn verdict(
+    flowers: usize,
+    clients: &[ClientRun],
+    listener: &FinishedListener,
+) -> anyhow::Result<()> {
+    let flowers = flowers as u64;
+    let mut failures = Vec::new();
+    let mut total_acked = 0;
+    for client in clients {
+        let output = &client.output;
+        if !output.status.success() {
+            failures.push(format!(
+                "{} (sending {}) exited with {}",
+                client.name,
+                client.part.display(),
+                output.status
+            ));
+        }
+        match acknowledged(&output.stdout) {
+            Some(acked) => total_acked += acked,
+            None => failures.push(format!(
+                "{} printed no `sent N flowers to ADDR; N acknowledged` line",
+                client.name
+            )),
+        }
+    }
+    if total_acked != flowers {
+        failures.push(format!(
+            "the clients report {total_acked} flowers acknowledged, expected {flowers}"
+        ));
+    }
+    if !listener.status.success() {
+        failures.push(format!(
+            "iris-listener exited with {} after SIGTERM",
+            listener.status
+        ));
+    }
+    let areas = listener
+        .stdout
+        .iter()
+        .filter(|line| line.starts_with("Area: "))
+        .count() as u64;
+    if areas != flowers {
+        failures.push(format!(
+            "iris-listener printed {areas} `Area:` lines, expected {flowers}"
+        ));
+    }
+    let others = listener.stdout.len() as u64 - areas;
+    if others != 0 {
+        failures.push(format!(
+            "iris-listener printed {others} stdout lines that are not `Area:` lines"
+        ));
+    }
+    let summary = summary_line(&listener.stderr);
+    match &summary {
+        Some(summary) => match summary_value(summary, "flowers") {
+            Some(counted) if counted == flowers => {}
+            Some(counted) => failures.push(format!(
+                "the listener's summary says flowers={counted}, expected {flowers}"
+            )),
+            None => failures.push(format!(
+                "the listener's summary has no flowers=N: {summary}"
+            )),
+        },
+        None => failures.push("iris-listener printed no `summary:` line".to_owned()),
+    }
+
+    println!();
+    println!(
+        "listener {}",
+        summary.as_deref().unwrap_or("printed no summary")
+    );
+    if failures.is_empty() {
+        println!(
+            "demo PASSED: {} clients sent {flowers} flowers, {total_acked} acknowledged; \
+             the listener printed {areas} `Area:` lines, counted flowers={flowers} and exited 0",
+            clients.len()
+        );
+        Ok(())
+    } else {
+        println!("demo FAILED:");
+        for failure in &failures {
+            println!("  - {failure}");
+        }
+        bail!(
+            "the demo failed ({} problem(s), listed above)",
+            failures.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_clients_acknowledgement() {
+        assert_eq!(
+            acknowledged("sent 50 flowers to 127.0.0.1:4000; 50 acknowledged\n"),
+            Some(50)
+        );
+        assert_eq!(
+            acknowledged("sent 5 flowers to /tmp/x; 3 acknowledged"),
+            Some(3)
+        );
+        assert_eq!(acknowledged("nothing"), None);
+    }
+
+    #[test]
+    fn parses_the_summary() {
+        let stderr = vec![
+            "\x1b[2m2026-01-01\x1b[0m \x1b[32m INFO\x1b[0m listening on 127.0.0.1:1".to_owned(),
+            "summary: connections=3 rejected=0 flowers=150 setosa=50 versicolor=50 virginica=50"
+                .to_owned(),
+        ];
+        let summary = summary_line(&stderr).expect("a summary");
+        assert_eq!(summary_value(&summary, "flowers"), Some(150));
+        assert_eq!(summary_value(&summary, "connections"), Some(3));
+        assert_eq!(summary_value(&summary, "rejected"), Some(0));
+    }
+
+    #[test]
+    fn splits_the_csv_with_a_header_on_each_part() {
+        let scratch = Scratch::new().expect("scratch dir");
+        let data = scratch.path().join("all.csv");
+        std::fs::write(&data, "h\n1\n2\n3\n4\n5\n\n").expect("write");
+        let (parts, flowers) = split_csv(&data, 3, scratch.path()).expect("split");
+        assert_eq!(flowers, 5);
+        let contents: Vec<String> = parts
+            .iter()
+            .map(|part| std::fs::read_to_string(part).expect("read"))
+            .collect();
+        assert_eq!(contents, ["h\n1\n2\n", "h\n3\n4\n", "h\n5\n"]);
+    }
+}

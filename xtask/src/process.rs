@@ -1,0 +1,171 @@
+//! Child processes that never outlive the xtask: each one is killed when its
+//! guard is dropped (every error path), and all of them are killed when the
+//! xtask is interrupted (Ctrl-C, SIGTERM, SIGHUP).
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use anyhow::{Context, ensure};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// The ids of the children that are running, or exited but not reaped yet
+/// (so their ids cannot have been reused).
+static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn live() -> MutexGuard<'static, BTreeSet<u32>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: kills every live child, then exits with
+/// 128 + the signal's number.
+pub(crate) fn kill_children_on_interrupt() -> anyhow::Result<()> {
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install the Ctrl-C handler")?;
+    std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Held until the exit: no child can be reaped, its id freed
+                // and reused, while it is being killed.
+                let live = live();
+                eprintln!(
+                    "\nxtask: interrupted; killing {} child process(es)",
+                    live.len()
+                );
+                kill(&live);
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the Ctrl-C handler thread")?;
+    Ok(())
+}
+
+/// Kills every live child (on a path that gives up on all of them at once,
+/// such as a timeout); their guards still reap them.
+pub(crate) fn kill_all() {
+    kill(&live());
+}
+
+fn kill(pids: &BTreeSet<u32>) {
+    for &pid in pids {
+        let _ = send_signal(pid, "KILL");
+    }
+}
+
+/// Sends `signal` (a name such as `TERM`) to `pid` with kill(1).
+fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run kill(1)")?;
+    ensure!(status.success(), "kill -{signal} {pid} failed: {status}");
+    Ok(())
+}
+
+/// A child process that is killed and reaped when dropped.
+#[derive(Debug)]
+pub(crate) struct Guarded {
+    name: String,
+    child: Option<Child>,
+    pid: u32,
+}
+
+/// What a finished child printed, and how it exited.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Guarded {
+    /// Spawns `command`, registering it with the interrupt handler.
+    pub(crate) fn spawn(name: impl Into<String>, command: &mut Command) -> anyhow::Result<Guarded> {
+        let name = name.into();
+        // Held across the spawn so that an interrupt cannot fall between the
+        // spawn and the registration.
+        let mut live = live();
+        let child = command.spawn().with_context(|| {
+            format!("cannot start {name} ({})", command.get_program().display())
+        })?;
+        let pid = child.id();
+        live.insert(pid);
+        Ok(Guarded {
+            name,
+            child: Some(child),
+            pid,
+        })
+    }
+
+    /// The name given at spawn, for messages.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes the child's piped standard output.
+    pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut().and_then(|child| child.stdout.take())
+    }
+
+    /// Takes the child's piped standard error.
+    pub(crate) fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.as_mut().and_then(|child| child.stderr.take())
+    }
+
+    /// Asks the child to stop with SIGTERM.
+    pub(crate) fn terminate(&self) -> anyhow::Result<()> {
+        ensure!(self.child.is_some(), "{} was already reaped", self.name);
+        send_signal(self.pid, "TERM").with_context(|| format!("cannot stop {}", self.name))
+    }
+
+    /// Reaps the child. Call it once the child closed its pipes (it exited),
+    /// since the interrupt handler no longer covers it while this waits.
+    pub(crate) fn wait(mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("the child was already reaped")?;
+        live().remove(&self.pid);
+        child
+            .wait()
+            .with_context(|| format!("cannot wait for {}", self.name))
+    }
+
+    /// Reads the child's piped stdout and stderr to their ends, then reaps it.
+    pub(crate) fn output(mut self) -> anyhow::Result<Output> {
+        let stdout = self.take_stdout();
+        let stderr = self.take_stderr();
+        let (stdout, stderr) = std::thread::scope(|scope| {
+            let stderr = scope.spawn(|| read_all(stderr));
+            let stdout = read_all(stdout);
+            (stdout, stderr.join().unwrap_or_default())
+        });
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+fn read_all(pipe: Option<impl Read>) -> String {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes);
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            live().remove(&self.pid);
+            let _ = child.wait();
+        }
+    }
+}
