@@ -1,2 +1,146 @@
-//! TODO
-fn main() {}
+//! `iris-client`: sends Iris flowers to an iris listener and checks that the
+//! listener acknowledged every one; `ping` checks that a listener is up.
+//!
+//! This file only parses flags, sets up logging, dispatches, and turns
+//! errors into exit codes; the work is in the modules.
+
+mod connect;
+mod exit;
+mod input;
+mod ping;
+mod send;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use iris_app::{ConnectionArgs, Verbosity};
+use iris_model::Iris;
+
+/// Send Iris flowers to an iris listener and check every one arrived.
+///
+/// The authkey comes from the IRIS_AUTHKEY environment variable or from
+/// --authkey-file, never from a command-line value.
+#[derive(Parser, Debug)]
+#[command(name = "iris-client", version, after_help = exit::HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Send flowers, then wait until the listener acknowledges how many it
+    /// received; fail (exit 5) unless that is every one.
+    ///
+    /// The whole input is read and validated before connecting, so a bad
+    /// row sends nothing.
+    #[command(after_help = exit::HELP)]
+    Send(SendArgs),
+
+    /// Check that a listener is up and the key is right, and time round trips.
+    #[command(after_help = exit::HELP)]
+    Ping(PingArgs),
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    /// CSV data set to send, or - for standard input. Its first line must be
+    /// the header sepal_length,sepal_width,petal_length,petal_width,species.
+    /// Without FILE or --flower, sends the single flower 5.1,3.5,1.4,0.2,setosa.
+    #[arg(value_name = "FILE", conflicts_with = "flower")]
+    file: Option<PathBuf>,
+
+    /// A flower to send, as SEPAL_LENGTH,SEPAL_WIDTH,PETAL_LENGTH,PETAL_WIDTH,SPECIES
+    /// (repeatable).
+    #[arg(long, value_name = "SL,SW,PL,PW,SPECIES", value_parser = input::parse_flower)]
+    flower: Vec<Iris>,
+
+    /// Send the input N times over, for load tests (the copies are streamed,
+    /// not held in memory).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+
+    #[command(flatten)]
+    connection: ConnectionArgs,
+}
+
+#[derive(Args, Debug)]
+struct PingArgs {
+    /// Number of pings, sent back to back.
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    count: u32,
+
+    /// Seconds to wait for each reply.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0,
+          value_parser = iris_app::parse_seconds)]
+    timeout: f64,
+
+    #[command(flatten)]
+    connection: ConnectionArgs,
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit here with clap's own code 2 (and --help with 0).
+    let cli = Cli::parse();
+    iris_app::init_logging(cli.verbosity);
+    let result = match cli.command {
+        Command::Send(args) => send::run(
+            &args.connection,
+            input::Input::from_args(args.file, args.flower),
+            args.repeat,
+        ),
+        Command::Ping(args) => ping::run(
+            &args.connection,
+            args.count,
+            Duration::from_secs_f64(args.timeout),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flower_and_file_exclude_each_other() {
+        let result = Cli::try_parse_from([
+            "iris-client",
+            "send",
+            "data.csv",
+            "--flower",
+            "5.1,3.5,1.4,0.2,setosa",
+        ]);
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn repeat_and_count_must_be_positive() {
+        for args in [
+            &["iris-client", "send", "--repeat", "0"][..],
+            &["iris-client", "ping", "--count", "0"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

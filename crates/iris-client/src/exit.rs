@@ -1,0 +1,197 @@
+//! Exit codes, and the error type that carries one.
+//!
+//! Scripts branch on the exit code, so every code has one meaning and the
+//! mapping from [`iris_wire::Error`] is done by matching the enum, never by
+//! looking at message text. The table is repeated in `--help`
+//! ([`HELP`]), which a test keeps in sync with the constants.
+
+use std::fmt;
+
+/// Everything worked (for `send`: every flower was acknowledged).
+pub(crate) const SUCCESS: u8 = 0;
+/// Any other error: bad input file, missing key, I/O, a listener that
+/// answers `ping` wrongly.
+pub(crate) const OTHER: u8 = 1;
+/// Usage error: what clap reports itself (unknown flag, bad `--flower`
+/// value, ...), and an `--address` that cannot be parsed.
+pub(crate) const USAGE: u8 = 2;
+/// Cannot connect: refused, unreachable, name resolution, or no handshake
+/// within `--handshake-timeout`.
+pub(crate) const CANNOT_CONNECT: u8 = 3;
+/// The handshake failed: wrong key, legacy MD5 needed, or the peer does
+/// not speak the protocol.
+pub(crate) const AUTH_FAILED: u8 = 4;
+/// `send` only: the listener did not acknowledge every flower sent.
+pub(crate) const NOT_ACKNOWLEDGED: u8 = 5;
+
+/// The exit code table for `--help`.
+pub(crate) const HELP: &str = "\
+Exit codes:
+  0  success (send: every flower sent was acknowledged)
+  1  other error: bad input, no authkey, I/O, a listener that answers ping wrongly
+  2  usage error: bad flags or flag values, including an unparsable --address
+  3  cannot connect: refused, unreachable, unknown host, or no handshake in time
+  4  authentication failed: wrong authkey, legacy MD5 needed, or not an iris peer
+  5  data not acknowledged: the listener acknowledged fewer flowers than were
+     sent, or the connection broke before it acknowledged";
+
+/// An error on its way to `main`, with the exit code it should end in.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// One of the constants of this module.
+    pub(crate) code: u8,
+    /// What to tell the user; printed with `{:#}`, the whole chain.
+    pub(crate) error: anyhow::Error,
+}
+
+impl Failure {
+    /// An error that ends in `code`.
+    pub(crate) fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+/// Plain errors (input, key, I/O) are exit code 1, so `?` on an
+/// `anyhow::Result` does the right thing.
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::new(OTHER, error)
+    }
+}
+
+/// The exit code for a failed [`iris_wire::Client::connect_with`].
+///
+/// After the connection is up the same variants mean something else (a
+/// broken connection while sending is "not acknowledged"), so this mapping is
+/// only for the connect phase.
+pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
+    use iris_wire::Error as E;
+    match error {
+        E::InvalidAddress { .. } => USAGE,
+        // Io: a reset or similar before the handshake completed; Timeout: the
+        // socket connected (a busy listener's backlog accepts it) but nothing
+        // answered within the handshake timeout.
+        E::Connect { .. } | E::Timeout { .. } | E::Io(_) => CANNOT_CONNECT,
+        // The library reports a peer that closes or talks nonsense during the
+        // handshake as Authentication, so those land here too.
+        E::Authentication(_) | E::BadLength { .. } | E::FrameTooLarge { .. } => AUTH_FAILED,
+        _ => OTHER,
+    }
+}
+
+/// An [`iris_wire::Error`] as it should appear in an anyhow chain.
+///
+/// iris-wire's messages already include their cause (`cannot connect to X:
+/// Connection refused`) and also return it from `source()`, so anyhow's
+/// `{:#}` would print the cause twice. This wrapper prints the message and
+/// then only those causes that it does not already contain, and ends the
+/// chain there.
+#[derive(Debug)]
+pub(crate) struct WireError(pub(crate) iris_wire::Error);
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = self.0.to_string();
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(error) = cause {
+            let message = error.to_string();
+            if !text.contains(&message) {
+                text.push_str(": ");
+                text.push_str(&message);
+            }
+            cause = error.source();
+        }
+        f.write_str(&text)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use iris_wire::{AuthError, Error};
+
+    use super::*;
+
+    #[test]
+    fn connect_errors_map_to_their_codes() {
+        let refused = Error::Connect {
+            address: "127.0.0.1:1".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        let cases = [
+            (refused, CANNOT_CONNECT),
+            (
+                Error::Timeout {
+                    waiting_for: "the peer's handshake",
+                },
+                CANNOT_CONNECT,
+            ),
+            (
+                Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
+                CANNOT_CONNECT,
+            ),
+            (Error::Authentication(AuthError::Rejected), AUTH_FAILED),
+            (Error::Authentication(AuthError::WrongDigest), AUTH_FAILED),
+            (
+                Error::Authentication(AuthError::LegacyMd5Disabled),
+                AUTH_FAILED,
+            ),
+            (Error::Authentication(AuthError::PeerClosed), AUTH_FAILED),
+            (Error::BadLength { header: -7 }, AUTH_FAILED),
+            (
+                Error::InvalidAddress {
+                    address: "nowhere".into(),
+                    reason: "expected HOST:PORT",
+                },
+                USAGE,
+            ),
+            (Error::EmptyAuthkey, OTHER),
+            (Error::Closed, OTHER),
+        ];
+        for (error, code) in cases {
+            assert_eq!(connect_code(&error), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct_and_documented() {
+        let codes = [
+            SUCCESS,
+            OTHER,
+            USAGE,
+            CANNOT_CONNECT,
+            AUTH_FAILED,
+            NOT_ACKNOWLEDGED,
+        ];
+        for (index, code) in codes.iter().enumerate() {
+            assert!(!codes[..index].contains(code), "{code} twice");
+            assert!(HELP.contains(&format!("\n  {code}  ")), "{code} missing");
+        }
+    }
+
+    #[test]
+    fn wire_errors_print_their_cause_once() {
+        let error = Error::Connect {
+            address: "127.0.0.1:1".into(),
+            source: io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused"),
+        };
+        let chain = format!("{:#}", anyhow::Error::new(WireError(error)));
+        assert_eq!(chain, "cannot connect to 127.0.0.1:1: Connection refused");
+
+        let error = Error::Authentication(AuthError::Rejected);
+        let chain = format!("{:#}", anyhow::Error::new(WireError(error)));
+        assert_eq!(chain.matches("different authkey").count(), 1, "{chain}");
+    }
+
+    #[test]
+    fn plain_errors_are_exit_code_one() {
+        let failure = Failure::from(anyhow::anyhow!("no such file"));
+        assert_eq!(failure.code, OTHER);
+    }
+}
