@@ -9,7 +9,7 @@ use anyhow::Context;
 use iris_app::ConnectionArgs;
 use iris_wire::{Address, Client, Connection};
 
-use crate::exit::{self, Failure, WireError};
+use crate::exit::{self, Failure};
 
 /// A listener address and key that have been checked, ready to connect.
 pub(crate) struct Target<'a> {
@@ -22,7 +22,7 @@ impl<'a> Target<'a> {
     /// the authkey (exit code 1 if there is none).
     pub(crate) fn new(args: &'a ConnectionArgs) -> Result<Self, Failure> {
         if let Err(error) = args.address.parse::<Address>() {
-            return Err(Failure::new(exit::USAGE, WireError(error)));
+            return Err(Failure::new(exit::USAGE, error));
         }
         let key = args.authkey()?;
         Ok(Target { args, key })
@@ -41,9 +41,10 @@ impl<'a> Target<'a> {
                 let code = exit::connect_code(&error);
                 let error = match error {
                     // Its message already reads "cannot connect to ADDR: ...".
-                    iris_wire::Error::Connect { .. } => anyhow::Error::new(WireError(error)),
-                    other => anyhow::Error::new(WireError(other))
-                        .context(format!("cannot connect to {address}")),
+                    iris_wire::Error::Connect { .. } => anyhow::Error::new(error),
+                    other => {
+                        anyhow::Error::new(other).context(format!("cannot connect to {address}"))
+                    }
                 };
                 Failure::new(code, error)
             })?;

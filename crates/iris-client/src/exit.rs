@@ -5,8 +5,6 @@
 //! looking at message text. The table is repeated in `--help`
 //! ([`HELP`]), which a test keeps in sync with the constants.
 
-use std::fmt;
-
 /// Everything worked (for `send`: every flower was acknowledged).
 pub(crate) const SUCCESS: u8 = 0;
 /// Any other error: bad input file, missing key, I/O, a listener that
@@ -82,34 +80,6 @@ pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
     }
 }
 
-/// An [`iris_wire::Error`] as it should appear in an anyhow chain.
-///
-/// iris-wire's messages already include their cause (`cannot connect to X:
-/// Connection refused`) and also return it from `source()`, so anyhow's
-/// `{:#}` would print the cause twice. This wrapper prints the message and
-/// then only those causes that it does not already contain, and ends the
-/// chain there.
-#[derive(Debug)]
-pub(crate) struct WireError(pub(crate) iris_wire::Error);
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = self.0.to_string();
-        let mut cause = std::error::Error::source(&self.0);
-        while let Some(error) = cause {
-            let message = error.to_string();
-            if !text.contains(&message) {
-                text.push_str(": ");
-                text.push_str(&message);
-            }
-            cause = error.source();
-        }
-        f.write_str(&text)
-    }
-}
-
-impl std::error::Error for WireError {}
-
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -181,11 +151,11 @@ mod tests {
             address: "127.0.0.1:1".into(),
             source: io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused"),
         };
-        let chain = format!("{:#}", anyhow::Error::new(WireError(error)));
+        let chain = format!("{:#}", anyhow::Error::new(error));
         assert_eq!(chain, "cannot connect to 127.0.0.1:1: Connection refused");
 
         let error = Error::Authentication(AuthError::Rejected);
-        let chain = format!("{:#}", anyhow::Error::new(WireError(error)));
+        let chain = format!("{:#}", anyhow::Error::new(error));
         assert_eq!(chain.matches("different authkey").count(), 1, "{chain}");
     }
 

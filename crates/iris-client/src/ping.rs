@@ -15,7 +15,7 @@ use iris_model::{Message, Reply};
 use iris_wire::Connection;
 
 use crate::connect::{Target, print_line};
-use crate::exit::{Failure, WireError};
+use crate::exit::Failure;
 
 /// Runs `ping`: `count` round trips, each waiting at most `timeout`.
 pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Result<(), Failure> {
@@ -26,7 +26,7 @@ pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Resul
     // hang a health check forever.
     connection
         .set_read_timeout(Some(timeout))
-        .map_err(WireError)
+        .map_err(anyhow::Error::new)
         .context("cannot set the reply timeout")?;
 
     // Capped: a huge --count must not reserve memory up front.
@@ -55,9 +55,11 @@ pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Resul
 /// One Ping / Pong exchange and its duration.
 fn round_trip(connection: &mut Connection) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    connection.send(&Message::Ping).map_err(WireError)?;
+    connection
+        .send(&Message::Ping)
+        .map_err(anyhow::Error::new)?;
     // recv flushes the Ping before waiting, so this times the whole trip.
-    match connection.recv::<Reply>().map_err(WireError)? {
+    match connection.recv::<Reply>().map_err(anyhow::Error::new)? {
         Reply::Pong => Ok(start.elapsed()),
         other => bail!("the listener answered Ping with {other:?}"),
     }
@@ -65,14 +67,16 @@ fn round_trip(connection: &mut Connection) -> anyhow::Result<Duration> {
 
 /// Sends Close, waits for Closed, and shuts the connection down.
 fn close(mut connection: Connection) -> anyhow::Result<()> {
-    connection.send(&Message::Close).map_err(WireError)?;
-    match connection.recv::<Reply>().map_err(WireError)? {
+    connection
+        .send(&Message::Close)
+        .map_err(anyhow::Error::new)?;
+    match connection.recv::<Reply>().map_err(anyhow::Error::new)? {
         Reply::Closed { flowers } => {
             tracing::debug!(flowers, "the listener acknowledged the close");
         }
         other => return Err(anyhow!("the listener answered Close with {other:?}")),
     }
-    connection.close().map_err(WireError)?;
+    connection.close().map_err(anyhow::Error::new)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use iris_model::{Iris, Message, Reply};
 use iris_wire::Connection;
 
 use crate::connect::{Target, print_line};
-use crate::exit::{self, Failure, WireError};
+use crate::exit::{self, Failure};
 use crate::input::Input;
 
 /// Below this many flowers in total a progress bar would only flicker.
@@ -61,7 +61,7 @@ pub(crate) fn run(args: &ConnectionArgs, input: Input, repeat: u64) -> Result<()
     );
     // The count is in; a failing shutdown changes nothing about delivery.
     if let Err(error) = connection.close() {
-        tracing::debug!(error = %WireError(error), "closing the connection failed");
+        tracing::debug!(error = %error, "closing the connection failed");
     }
     check_count(total, acknowledged)?;
     print_line(format_args!(
@@ -136,7 +136,7 @@ impl Broken {
         let (what, cause) = match error {
             BrokenBy::Wire(error) => (
                 format!("the connection to {address} broke before the listener acknowledged"),
-                anyhow::Error::new(WireError(error)),
+                anyhow::Error::new(error),
             ),
             BrokenBy::UnexpectedReply(reply) => (
                 format!("the listener at {address} did not acknowledge"),

@@ -7,7 +7,8 @@ use std::io;
 /// receiving.
 ///
 /// Messages are written for the person running the program: they say what
-/// happened and, where there is something to do, what to do about it.
+/// happened and, where there is something to do, what to do about it. Each
+/// includes its cause, so printing the error alone tells the whole story.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -130,18 +131,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Bind { source, .. } | Error::Connect { source, .. } | Error::Io(source) => {
-                Some(source)
-            }
-            Error::Authentication(source) => Some(source),
-            Error::Decode(source) | Error::Encode(source) => Some(source),
-            _ => None,
-        }
-    }
-}
+/// Each message already includes its cause (the I/O error, the handshake
+/// failure), so `source()` returns nothing and a chain printer such as
+/// anyhow's `{:#}` shows every cause once; the variants' fields carry the
+/// underlying errors for callers that want them.
+impl std::error::Error for Error {}
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
