@@ -80,19 +80,23 @@ struct Binaries {
 fn build(root: &Path) -> anyhow::Result<Binaries> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = root.join("Cargo.toml");
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "-p",
-            "iris-listener",
-            "-p",
-            "iris-client",
-            "--manifest-path",
-        ])
+    let mut command = Command::new(&cargo);
+    command
+        .args(["build", "-p", "iris-listener", "-p", "iris-client"])
+        .arg("--manifest-path")
         .arg(&manifest)
         .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+        .stderr(Stdio::piped());
+    // Guarded like every child, so that an interrupt stops the build too;
+    // its output is forwarded until it ends, and only then is it reaped.
+    let mut build = Guarded::spawn("cargo build", &mut command)?;
+    if let Some(stderr) = build.take_stderr() {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+        }
+    }
+    let status = build.wait()?;
     ensure!(
         status.success(),
         "`cargo build -p iris-listener -p iris-client` failed ({status})"
@@ -128,6 +132,7 @@ impl Scratch {
         let name = format!("iris-demo-{}-{}", std::process::id(), random_hex(6)?);
         let path = std::env::temp_dir().join(name);
         std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        process::remove_on_interrupt(&path);
         Ok(Scratch(path))
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -14,6 +15,18 @@ use signal_hook::iterator::Signals;
 /// The ids of the children that are running, or exited but not reaped yet
 /// (so their ids cannot have been reused).
 static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Scratch directories to remove if the xtask is interrupted (their owners'
+/// `Drop` does not run then).
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes `dir` (recursively) should the xtask be interrupted.
+pub(crate) fn remove_on_interrupt(dir: &Path) {
+    SCRATCH
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(dir.to_path_buf());
+}
 
 fn live() -> MutexGuard<'static, BTreeSet<u32>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -36,6 +49,13 @@ pub(crate) fn kill_children_on_interrupt() -> anyhow::Result<()> {
                     live.len()
                 );
                 kill(&live);
+                for dir in SCRATCH
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 std::process::exit(128 + signal);
             }
         })

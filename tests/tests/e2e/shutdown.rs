@@ -45,6 +45,11 @@ fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
             Some(5) => assert!(!finished.stderr.is_empty(), "{}", finished.describe()),
             _ => panic!("expected exit 0 or 5\n{}", finished.describe()),
         }
+        eprintln!(
+            "client exited {:?}, acknowledged {:?}",
+            finished.code(),
+            finished.acknowledgement()
+        );
         acknowledged += finished.acknowledged();
     }
 
@@ -119,4 +124,53 @@ fn after_sigterm_the_listener_is_gone_and_clients_cannot_connect() {
 
     let client = send(socket, &["--flower", &FLOWERS[0].arg()]);
     client.assert_code(3);
+}
+
+#[test]
+fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
+    const CLIENTS: usize = 3;
+    let listener = ListenerProcess::start(&["--shutdown-timeout", "0.2"], &[KEY_ENV]);
+    // Far more than can be sent in the grace period.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let flower = FLOWERS[i].arg();
+            spawn_client(
+                &client_args(
+                    "send",
+                    listener.address(),
+                    &["--flower", &flower, "--repeat", "1000000"],
+                ),
+                &[KEY_ENV],
+            )
+        })
+        .collect();
+    listener.wait_for_log("authenticated", CLIENTS);
+    listener.wait_for_stdout_lines(1);
+    listener.terminate();
+
+    let finished = listener.finish();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    let printed = finished.area_lines().len() as u64;
+    // Lines are published whole: whatever was counted was printed.
+    assert!(
+        summary.get("flowers") <= printed,
+        "{printed} printed; {}",
+        summary.line
+    );
+    let mut acknowledged = 0;
+    for client in clients {
+        let client = client.finish();
+        client.assert_code(5);
+        assert!(
+            !client.stderr.is_empty(),
+            "the client should say what went wrong\n{}",
+            client.describe()
+        );
+        acknowledged += client.acknowledged();
+    }
+    assert!(
+        printed >= acknowledged,
+        "{acknowledged} flowers acknowledged but only {printed} printed"
+    );
 }
