@@ -66,8 +66,40 @@ struct SendArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     repeat: u64,
 
+    /// How flowers are encoded: native iris messages (acknowledged by an
+    /// iris listener), or pickles exactly as the Python seed client sends
+    /// them (for a Python listener, which sends no acknowledgement).
+    #[arg(long, value_enum, default_value_t = CodecName::Native)]
+    codec: CodecName,
+
+    /// With --codec pickle: the Python class flowers are pickled as.
+    #[arg(long, value_name = "MODULE.CLASS", default_value = "iris.Iris",
+          value_parser = parse_class)]
+    class: (String, String),
+
     #[command(flatten)]
     connection: ConnectionArgs,
+}
+
+/// The `--codec` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CodecName {
+    /// Postcard messages; the listener acknowledges the count.
+    Native,
+    /// `pickle.dumps(pickle.dumps(Iris(...)))` per flower, then `'close'`.
+    Pickle,
+}
+
+/// Splits `module.Class` at its last dot (modules may be dotted).
+fn parse_class(text: &str) -> Result<(String, String), String> {
+    match text.rsplit_once('.') {
+        Some((module, class)) if !module.is_empty() && !class.is_empty() => {
+            Ok((module.to_owned(), class.to_owned()))
+        }
+        _ => Err(format!(
+            "expected MODULE.CLASS, such as iris.Iris, got {text:?}"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -91,11 +123,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     iris_app::init_logging(cli.verbosity);
     let result = match cli.command {
-        Command::Send(args) => send::run(
-            &args.connection,
-            input::Input::from_args(args.file, args.flower),
-            args.repeat,
-        ),
+        Command::Send(args) => {
+            let codec = match args.codec {
+                CodecName::Native => send::Codec::Native,
+                CodecName::Pickle => send::Codec::Pickle {
+                    module: args.class.0,
+                    class: args.class.1,
+                },
+            };
+            send::run(
+                &args.connection,
+                input::Input::from_args(args.file, args.flower),
+                args.repeat,
+                &codec,
+            )
+        }
         Command::Ping(args) => ping::run(
             &args.connection,
             args.count,
@@ -116,6 +158,18 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn classes_split_at_the_last_dot() {
+        assert_eq!(parse_class("iris.Iris"), Ok(("iris".into(), "Iris".into())));
+        assert_eq!(
+            parse_class("garden.flowers.Iris"),
+            Ok(("garden.flowers".into(), "Iris".into()))
+        );
+        for bad in ["Iris", ".Iris", "iris.", ""] {
+            assert!(parse_class(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_cli_is_well_formed() {

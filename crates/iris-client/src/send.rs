@@ -27,8 +27,27 @@ const PROGRESS_MIN_FLOWERS: u64 = 10_000;
 /// would cost more than sending a flower, so it happens rarely.
 const PROGRESS_STEP: u64 = 1 << 16;
 
+/// How flowers go on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Codec {
+    /// Native postcard messages, acknowledged by an iris listener.
+    Native,
+    /// Pickles exactly as the Python seed client sends them.
+    Pickle {
+        /// The Python module of the class, e.g. `iris`.
+        module: String,
+        /// The class name, e.g. `Iris`.
+        class: String,
+    },
+}
+
 /// Runs `send`: reads the input, connects, streams, checks the count.
-pub(crate) fn run(args: &ConnectionArgs, input: Input, repeat: u64) -> Result<(), Failure> {
+pub(crate) fn run(
+    args: &ConnectionArgs,
+    input: Input,
+    repeat: u64,
+    codec: &Codec,
+) -> Result<(), Failure> {
     let target = Target::new(args)?;
     let address = target.address();
 
@@ -46,6 +65,9 @@ pub(crate) fn run(args: &ConnectionArgs, input: Input, repeat: u64) -> Result<()
     })?;
 
     let mut connection = target.connect()?;
+    if let Codec::Pickle { module, class } = codec {
+        return send_pickles(connection, &flowers, repeat, module, class, address, total);
+    }
     let progress = progress_bar(total);
     let started = Instant::now();
     let outcome = stream(&mut connection, &flowers, repeat, &progress);
@@ -210,6 +232,49 @@ fn stream(
         Ok(other) => Err(broken(BrokenBy::UnexpectedReply(other))),
         Err(error) => Err(broken(BrokenBy::Wire(error))),
     }
+}
+
+/// Sends what the seed's Python client sends: per flower a pickle of the
+/// bytes of a pickle of `module.class(...)`, then a pickle of `'close'`.
+///
+/// A Python listener answers nothing, so success means only that every byte
+/// was handed to the operating system and the connection closed cleanly;
+/// the message says so.
+fn send_pickles(
+    mut connection: Connection,
+    flowers: &[Iris],
+    repeat: u64,
+    module: &str,
+    class: &str,
+    address: &str,
+    total: u64,
+) -> Result<(), Failure> {
+    let mut frame = Vec::with_capacity(256);
+    let mut handed: u64 = 0;
+    let result = (|| {
+        for _ in 0..repeat {
+            for flower in flowers {
+                frame.clear();
+                iris_app::python::write_flower_frame(&mut frame, flower, module, class);
+                connection.send_bytes(&frame)?;
+                handed += 1;
+            }
+        }
+        connection.send_bytes(&iris_app::python::close_frame())?;
+        connection.close()
+    })();
+    if let Err(error) = result {
+        return Err(Broken {
+            handed,
+            error: BrokenBy::Wire(error),
+        }
+        .into_failure(address, total));
+    }
+    print_line(format_args!(
+        "sent {} to {address} as pickles of {module}.{class}, then 'close'; a Python listener sends no acknowledgement, so delivery is not confirmed",
+        flower_count(total)
+    ))?;
+    Ok(())
 }
 
 /// A progress bar on stderr for large inputs when stderr is a terminal;
