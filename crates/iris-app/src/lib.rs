@@ -34,24 +34,27 @@ pub use logging::{Verbosity, init_logging};
 pub const DEFAULT_ADDRESS: &str = "localhost:6000";
 
 /// Flags for reaching the other side, shared by the listener and the client.
+///
+/// They are global, so a program with subcommands accepts them before or
+/// after the subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectionArgs {
     /// HOST:PORT, [IPV6]:PORT, or a Unix socket path (anything containing '/').
-    #[arg(long, env = "IRIS_ADDRESS", default_value = DEFAULT_ADDRESS)]
+    #[arg(long, env = "IRIS_ADDRESS", default_value = DEFAULT_ADDRESS, global = true)]
     pub address: String,
 
     /// Read the authkey from this file: its bytes, less one trailing newline.
     /// Without it the key comes from the IRIS_AUTHKEY environment variable.
     /// Keys are never taken as command-line values, which `ps` would show.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub authkey_file: Option<PathBuf>,
 
     /// Accept the legacy HMAC-MD5 handshake of CPython 3.11 and older peers.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub allow_legacy_md5: bool,
 
     /// Seconds a peer gets to connect and authenticate.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds, global = true)]
     pub handshake_timeout: f64,
 }
 

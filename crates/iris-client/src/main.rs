@@ -28,6 +28,10 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
+    /// Global: accepted before or after the subcommand.
+    #[command(flatten)]
+    connection: ConnectionArgs,
+
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -76,9 +80,6 @@ struct SendArgs {
     #[arg(long, value_name = "MODULE.CLASS", default_value = "iris.Iris",
           value_parser = parse_class)]
     class: (String, String),
-
-    #[command(flatten)]
-    connection: ConnectionArgs,
 }
 
 /// The `--codec` values.
@@ -113,9 +114,6 @@ struct PingArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0,
           value_parser = iris_app::parse_seconds)]
     timeout: f64,
-
-    #[command(flatten)]
-    connection: ConnectionArgs,
 }
 
 fn main() -> ExitCode {
@@ -132,14 +130,14 @@ fn main() -> ExitCode {
                 },
             };
             send::run(
-                &args.connection,
+                &cli.connection,
                 input::Input::from_args(args.file, args.flower),
                 args.repeat,
                 &codec,
             )
         }
         Command::Ping(args) => ping::run(
-            &args.connection,
+            &cli.connection,
             args.count,
             Duration::from_secs_f64(args.timeout),
         ),

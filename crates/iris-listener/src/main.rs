@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use iris_app::{ConnectionArgs, Verbosity, init_logging, parse_seconds};
 use iris_wire::{DEFAULT_MAX_FRAME, Listener};
+use signal_hook::iterator::Signals;
 
 use crate::output::{Format, Output};
 use crate::server::{Config, Server, Stopper, Summary};
@@ -74,6 +75,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    // Signals are caught from before we announce readiness: a SIGTERM that
+    // follows `listening on` at once must still stop us gracefully.
+    let signals = catch_signals()?;
     let authkey = cli.connection.authkey()?;
     let options = cli.connection.wire_options().max_frame(cli.max_frame);
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)?;
@@ -90,7 +94,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
     };
     let server = Server::new(listener, Output::new(cli.format), config);
-    stop_on_signals(server.stopper())?;
+    stop_on_signals(signals, server.stopper())?;
     let summary = server.run();
     eprintln!("{}", summary_line(&summary));
     let failed = cli.once && summary.failed_sessions > 0;
@@ -112,11 +116,14 @@ fn summary_line(summary: &Summary) -> String {
     )
 }
 
-/// The first SIGINT or SIGTERM stops gracefully; a second exits at once.
-fn stop_on_signals(stopper: Stopper) -> anyhow::Result<()> {
+/// Starts queueing SIGINT and SIGTERM instead of dying of them.
+fn catch_signals() -> anyhow::Result<Signals> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")?;
+    Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")
+}
+
+/// The first SIGINT or SIGTERM stops gracefully; a second exits at once.
+fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
