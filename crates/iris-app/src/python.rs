@@ -77,16 +77,21 @@ impl std::error::Error for PythonError {
     }
 }
 
+/// The longest string or bytes value a flower's pickle needs: its inner
+/// pickle, a species name, attribute and class names are all far shorter.
+const MAX_PICKLED_STRING: usize = 64 << 10;
+
 /// Bounds for decoding `len` bytes of pickle: no honest pickle of that size
 /// holds more values, memo entries or string bytes than it has bytes, so
-/// anything beyond that is an expansion attack.
+/// anything beyond that is an expansion attack; and no flower needs a long
+/// string, so one is refused from its declared length, before allocation.
 fn limits_for(len: usize) -> Limits {
     Limits::default()
         .allow_class(SEED_CLASS)
         .with_max_depth(8)
         .with_max_values(len + 16)
         .with_max_memo(len)
-        .with_max_str_len(len)
+        .with_max_str_len(len.min(MAX_PICKLED_STRING))
         .with_max_total_bytes(len)
 }
 
@@ -240,6 +245,13 @@ mod tests {
         let err = decode_frame(&iris_pickle::dumps_bytes(&iris_pickle::dumps_str("close")))
             .expect_err("bytes of a str");
         assert!(err.to_string().contains("holding a str"), "{err}");
+    }
+
+    #[test]
+    fn long_strings_are_refused_before_they_are_read() {
+        let long = "x".repeat(MAX_PICKLED_STRING + 1);
+        let err = decode_frame(&iris_pickle::dumps_str(&long)).expect_err("too long");
+        assert!(matches!(err, PythonError::Pickle(_)), "{err}");
     }
 
     #[test]

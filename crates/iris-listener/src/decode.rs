@@ -1,7 +1,7 @@
 //! Turning a received frame into a request.
 
 use iris_app::python::{self, PythonMessage};
-use iris_model::{Iris, Message};
+use iris_model::{Iris, Message, MessageError};
 
 /// What a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +37,9 @@ fn decode_native(frame: &[u8]) -> Result<Request, DecodeError> {
         Ok(Message::Iris(iris)) => Ok(Request::Flower(iris)),
         Ok(Message::Ping) => Ok(Request::Ping),
         Ok(Message::Close) => Ok(Request::Close { acknowledge: true }),
+        Err(e @ MessageError::UnknownVariant(_)) => Err(DecodeError(format!(
+            "{e}; pickles from Python start with 0x80 (protocol 2 or higher)"
+        ))),
         Err(e) => Err(DecodeError(e.to_string())),
     }
 }

@@ -6,6 +6,7 @@ mod client_cli;
 mod concurrency;
 mod formats;
 mod python;
+mod python_dropin;
 mod shutdown;
 
 /// The four measurements and the species of a flower, as `--flower` takes

@@ -1,0 +1,280 @@
+//! The Rust programs as drop-ins for the seed's Python programs: the seed's
+//! client and listener run unchanged against them, on CPython 3.11 (with
+//! legacy MD5), 3.12 and 3.13, and a pickle never runs code here.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use iris_e2e::{KEY_ENV, ListenerProcess, Process, iris_csv, repo_root, run_client, send};
+use iris_testkit::{Python, pythons};
+
+/// The seed programs, copied verbatim into the repository.
+fn seed_dir() -> PathBuf {
+    repo_root().join("tests").join("seed")
+}
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("tests").join("python").join(name)
+}
+
+/// `--allow-legacy-md5` where the peer is CPython 3.11.
+fn legacy_flag(python: &Python) -> &'static [&'static str] {
+    if python.is_legacy() {
+        &["--allow-legacy-md5"]
+    } else {
+        &[]
+    }
+}
+
+/// Waits for the `READY <port>` line our Python wrappers print on stderr.
+fn ready_port(process: &Process, what: &str) -> String {
+    process
+        .stderr()
+        .wait_for(what, |lines| {
+            lines
+                .iter()
+                .find_map(|line| line.strip_prefix("READY ").map(str::to_owned))
+        })
+        .unwrap_or_else(|lines| panic!("{what} ended before it listened:\n{}", lines.join("\n")))
+}
+
+fn python_process(python: &Python, name: &str, configure: impl FnOnce(&mut Command)) -> Process {
+    let mut command = python.command();
+    configure(&mut command);
+    Process::spawn(&format!("CPython {} {name}", python.version), command)
+}
+
+#[test]
+fn the_seed_copies_are_verbatim() {
+    let original = repo_root()
+        .join("..")
+        .join("shared")
+        .join("seed")
+        .join("python");
+    if !original.is_dir() {
+        eprintln!("skipping: {} is not on this machine", original.display());
+        return;
+    }
+    for name in [
+        "iris.py",
+        "multiprocessing-client.py",
+        "multiprocessing-listener.py",
+    ] {
+        let ours = std::fs::read(seed_dir().join(name)).expect("our copy");
+        let theirs = std::fs::read(original.join(name)).expect("the seed");
+        assert!(ours == theirs, "tests/seed/{name} differs from the seed's");
+    }
+}
+
+/// The seed's programs use `localhost:6000`, so this is the one test that
+/// binds a fixed port; it runs every case in turn, never in parallel.
+#[test]
+fn the_seed_programs_run_unchanged_against_iris_on_port_6000() {
+    for python in pythons("the_seed_programs_run_unchanged_against_iris_on_port_6000") {
+        // The seed's client → iris-listener --once.
+        let mut args = vec!["--once", "--address", "localhost:6000"];
+        args.extend(legacy_flag(&python));
+        let listener = ListenerProcess::start(&args, &[KEY_ENV]);
+        let client = python_process(&python, "seed client", |command| {
+            command
+                .current_dir(seed_dir())
+                .arg("multiprocessing-client.py");
+        })
+        .finish();
+        client.assert_code(0);
+        let finished = listener.finish();
+        finished.assert_code(0);
+        assert_eq!(finished.stdout, ["Area: 18.13"], "{}", finished.describe());
+
+        // iris-client --codec pickle → the seed's listener.
+        let seed_listener = python_process(&python, "seed listener", |command| {
+            command.arg(script("run_seed_listener.py")).arg(seed_dir());
+        });
+        assert_eq!(ready_port(&seed_listener, "the seed listener"), "6000");
+        let mut args = vec!["send", "--codec", "pickle", "--address", "localhost:6000"];
+        args.extend(legacy_flag(&python));
+        let client = run_client(&args, &[KEY_ENV]);
+        client.assert_code(0);
+        assert!(
+            client.stdout.concat().contains("no acknowledgement"),
+            "the client says no acknowledgement comes: {}",
+            client.describe()
+        );
+        let finished = seed_listener.finish();
+        finished.assert_code(0);
+        assert_eq!(finished.stdout, ["Area: 18.13"], "{}", finished.describe());
+    }
+}
+
+/// What the seed's listener prints when the seed's client code sends every
+/// row of the data set: the reference output.
+fn python_to_python(python: &Python) -> Vec<String> {
+    let listener = python_process(python, "looped seed listener", |command| {
+        command
+            .arg(script("seed_loop.py"))
+            .arg(seed_dir())
+            .arg("listener");
+    });
+    let port = ready_port(&listener, "the looped seed listener");
+    python_process(python, "looped seed client", |command| {
+        command.arg(script("seed_loop.py")).args([
+            seed_dir(),
+            "client".into(),
+            port.into(),
+            iris_csv(),
+        ]);
+    })
+    .finish()
+    .assert_code(0);
+    let finished = listener.finish();
+    finished.assert_code(0);
+    finished.stdout
+}
+
+#[test]
+fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
+    for python in pythons("all_150_rows_print_the_same_bytes_as_python_in_both_directions") {
+        let reference = python_to_python(&python);
+        assert_eq!(reference.len(), 150, "the seed listener printed every row");
+
+        // Python client → iris-listener.
+        let mut args = vec!["--once"];
+        args.extend(legacy_flag(&python));
+        let listener = ListenerProcess::start(&args, &[KEY_ENV]);
+        let port = listener
+            .address()
+            .rsplit_once(':')
+            .expect("HOST:PORT")
+            .1
+            .to_owned();
+        python_process(&python, "looped seed client", |command| {
+            command.arg(script("seed_loop.py")).args([
+                seed_dir(),
+                "client".into(),
+                port.into(),
+                iris_csv(),
+            ]);
+        })
+        .finish()
+        .assert_code(0);
+        let finished = listener.finish();
+        finished.assert_code(0);
+        assert!(
+            finished.stdout == reference,
+            "CPython {}: iris-listener printed other lines",
+            python.version
+        );
+
+        // iris-client → Python listener.
+        let python_listener = python_process(&python, "looped seed listener", |command| {
+            command
+                .arg(script("seed_loop.py"))
+                .arg(seed_dir())
+                .arg("listener");
+        });
+        let address = format!(
+            "127.0.0.1:{}",
+            ready_port(&python_listener, "the looped seed listener")
+        );
+        let csv = iris_csv();
+        let mut args = vec!["--codec", "pickle", csv.to_str().expect("UTF-8 path")];
+        args.extend(legacy_flag(&python));
+        send(&address, &args).assert_code(0);
+        let finished = python_listener.finish();
+        finished.assert_code(0);
+        assert!(
+            finished.stdout == reference,
+            "CPython {}: the Python listener printed other lines",
+            python.version
+        );
+    }
+}
+
+/// Peak resident memory of a process, from /proc.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+#[test]
+fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
+    let Some(python) =
+        pythons("pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving")
+            .into_iter()
+            .find(|python| !python.is_legacy())
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("pwned");
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let port = listener
+        .address()
+        .rsplit_once(':')
+        .expect("HOST:PORT")
+        .1
+        .to_owned();
+
+    let attacker = python_process(&python, "attacker", |command| {
+        command.arg(script("attack.py")).arg(&port).arg(&marker);
+    })
+    .finish();
+    attacker.assert_code(0);
+    let attacks = [
+        ("os.system", "system"),
+        // Connection.send never writes protocol 0 or 1, so such a frame is
+        // read as a native message, and refused as one.
+        ("os.system protocol 0", "unknown message type 0x63"),
+        ("subprocess.Popen", "Popen"),
+        ("builtins.eval", "eval"),
+        ("nested reduce", "eval"),
+        ("eval inside the seed's double pickle", "eval"),
+        ("billion laughs", "expands to more than"),
+        ("deep nesting", "levels deep"),
+        ("60 MB string", "more than the limit of 65536"),
+    ];
+    for (name, _) in attacks {
+        assert!(
+            attacker.stdout.contains(&format!("dropped {name}")),
+            "the listener must drop the connection of {name:?}: {}",
+            attacker.describe()
+        );
+    }
+    let rejections = listener.wait_for_log("dropped after 0 flowers", attacks.len());
+    for ((name, needle), line) in attacks.iter().zip(&rejections) {
+        assert!(
+            line.contains(needle),
+            "{name}: the log line says why: {line}"
+        );
+    }
+    assert!(
+        !marker.exists(),
+        "an attack ran code: {} exists",
+        marker.display()
+    );
+
+    // A well-behaved client is served right after.
+    let csv = iris_csv();
+    let client = send(listener.address(), &[csv.to_str().expect("UTF-8 path")]);
+    client.assert_code(0);
+    assert_eq!(client.acknowledgement(), Some((150, 150)));
+
+    let peak = peak_rss_kib(listener.process().pid());
+    eprintln!("listener peak RSS after the attacks: {peak} KiB");
+    assert!(
+        peak < 256 * 1024,
+        "the listener's memory stayed bounded by its frame limit: peak {peak} KiB"
+    );
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert_eq!(
+        finished.summary().get("rejected"),
+        0,
+        "attackers authenticated; their sessions failed"
+    );
+    assert_eq!(finished.summary().get("flowers"), 150);
+}
