@@ -3,8 +3,10 @@
 //!
 //! Tasks:
 //! - `demo`: builds the binaries and runs the whole system end to end.
+//! - `fuzz`: runs the fuzz targets in `fuzz/`.
 
 mod demo;
+mod fuzz;
 mod process;
 
 use std::process::ExitCode;
@@ -15,6 +17,9 @@ usage: cargo xtask TASK
 tasks:
   demo    build iris-listener and iris-client, start a listener, send
           data/iris.csv from three clients at once, and check the results
+  fuzz [TARGET...] [--seconds N]
+          run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
+          installing cargo-fuzz if needed; needs the nightly toolchain
   help    show this message";
 
 fn main() -> ExitCode {
@@ -23,6 +28,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("demo") => demo::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
