@@ -161,9 +161,12 @@ impl Server {
                 // Like the seed, serve one client; unlike it, a client that
                 // fails to authenticate does not end the listener.
                 let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-                if let Some(connection) = self.authenticate(incoming, id) {
-                    self.start_session(connection, id);
-                    break;
+                match self.session_context().authenticate(incoming, id) {
+                    Ok(connection) => {
+                        self.start_session(connection, id);
+                        break;
+                    }
+                    Err(rejection) => rejection.log(),
                 }
                 continue;
             }
@@ -202,36 +205,25 @@ impl Server {
             }
             slots.active += 1;
         }
+        self.spawn_session(Start::Incoming(Box::new(incoming)), id);
+    }
+
+    fn start_session(&self, connection: Connection, id: u64) {
+        self.shared.slots().active += 1;
+        self.spawn_session(Start::Authenticated(connection), id);
+    }
+
+    /// Runs a session on its own thread; its slot is already taken.
+    fn spawn_session(&self, start: Start, id: u64) {
         let server = self.session_context();
         let spawned = thread::Builder::new()
             .name(format!("connection-{id}"))
             .stack_size(SESSION_STACK)
-            .spawn(move || {
-                if let Some(mut connection) = server.authenticate(incoming, id) {
-                    server.serve(&mut connection, id);
-                }
-                server.shared.release_slot();
-            });
+            .spawn(move || server.run(start, id));
         if let Err(e) = spawned {
             self.shared.release_slot();
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::error!("connection {id} refused: cannot start a thread for it: {e}");
-        }
-    }
-
-    fn start_session(&self, mut connection: Connection, id: u64) {
-        self.shared.slots().active += 1;
-        let server = self.session_context();
-        let spawned = thread::Builder::new()
-            .name(format!("connection-{id}"))
-            .stack_size(SESSION_STACK)
-            .spawn(move || {
-                server.serve(&mut connection, id);
-                server.shared.release_slot();
-            });
-        if let Err(e) = spawned {
-            self.shared.release_slot();
-            tracing::error!("connection {id}: cannot start a thread for it: {e}");
         }
     }
 
@@ -240,10 +232,6 @@ impl Server {
             output: Arc::clone(&self.output),
             shared: Arc::clone(&self.shared),
         }
-    }
-
-    fn authenticate(&self, incoming: Incoming, id: u64) -> Option<Connection> {
-        self.session_context().authenticate(incoming, id)
     }
 
     /// Waits for open sessions, within the bound once a stop was requested.
@@ -299,26 +287,67 @@ struct SessionContext {
     shared: Arc<Shared>,
 }
 
+/// How a session thread starts.
+enum Start {
+    /// Accepted; the handshake runs on the session's thread.
+    Incoming(Box<Incoming>),
+    /// Already authenticated (by the accepting thread, with `--once`).
+    Authenticated(Connection),
+}
+
+/// A failed handshake, logged once its slot is free again.
+struct Rejection {
+    id: u64,
+    peer: Address,
+    error: Error,
+}
+
+impl Rejection {
+    fn log(&self) {
+        let Rejection { id, peer, error } = self;
+        tracing::warn!("connection {id} from {peer} rejected: {error}");
+    }
+}
+
 impl SessionContext {
-    fn authenticate(&self, incoming: Incoming, id: u64) -> Option<Connection> {
+    /// A session thread: authenticate if needed, serve, free the slot, and
+    /// only then log how it ended, so that whoever reads the log and
+    /// connects again finds the slot free.
+    fn run(&self, start: Start, id: u64) {
+        let mut connection = match start {
+            Start::Authenticated(connection) => connection,
+            Start::Incoming(incoming) => match self.authenticate(*incoming, id) {
+                Ok(connection) => connection,
+                Err(rejection) => {
+                    self.shared.release_slot();
+                    rejection.log();
+                    return;
+                }
+            },
+        };
+        let outcome = session::serve(&mut connection, id, &self.output);
+        drop(connection);
+        self.shared.release_slot();
+        self.report(id, outcome);
+    }
+
+    fn authenticate(&self, incoming: Incoming, id: u64) -> Result<Connection, Rejection> {
         let peer = incoming.peer_addr().clone();
         tracing::info!("connection {id} opened from {peer}");
         match incoming.authenticate() {
             Ok(connection) => {
                 self.shared.connections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("connection {id} authenticated");
-                Some(connection)
+                Ok(connection)
             }
-            Err(e) => {
+            Err(error) => {
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("connection {id} from {peer} rejected: {e}");
-                None
+                Err(Rejection { id, peer, error })
             }
         }
     }
 
-    fn serve(&self, connection: &mut Connection, id: u64) {
-        let outcome = session::serve(connection, id, &self.output);
+    fn report(&self, id: u64, outcome: session::Outcome) {
         let flowers = outcome.flowers.total();
         match outcome.result {
             Ok(Ending::Closed) => tracing::info!("connection {id} closed: {flowers} flowers"),

@@ -134,3 +134,79 @@ fn a_bad_message_closes_only_that_connection() {
         "still running"
     );
 }
+
+#[test]
+fn connections_past_the_limit_are_refused_not_queued() {
+    let (mut running, address, stderr) = start(&["--max-connections", "1"]);
+    let mut first = Client::connect(&address, KEY.as_bytes()).expect("first client");
+    first.send(&Message::Ping).expect("ping");
+    assert_eq!(first.recv::<Reply>().expect("pong"), Reply::Pong);
+
+    let err = Client::connect(&address, KEY.as_bytes()).expect_err("over the limit");
+    assert!(err.to_string().contains("connection limit"), "{err}");
+
+    // Once the first leaves, its slot is free again.
+    first.send(&Message::Close).expect("close");
+    assert_eq!(
+        first.recv::<Reply>().expect("ack"),
+        Reply::Closed { flowers: 0 }
+    );
+    drop(first);
+    let mut lines = stderr.lines();
+    let mut closed = false;
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8");
+        if line.contains("connection 1 closed") {
+            closed = true;
+            break;
+        }
+        if line.contains("connection 2") {
+            assert!(
+                line.contains("refused: the limit of 1 connections is reached"),
+                "{line}"
+            );
+        }
+    }
+    assert!(closed, "the first connection's close was logged");
+    let mut third = Client::connect(&address, KEY.as_bytes()).expect("a freed slot");
+    third.send(&Message::Close).expect("close");
+    assert_eq!(
+        third.recv::<Reply>().expect("ack"),
+        Reply::Closed { flowers: 0 }
+    );
+    assert!(
+        running.0.try_wait().expect("status").is_none(),
+        "still running"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_listener_quietly() {
+    let (mut running, address, stderr) = start(&[]);
+    let seed = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("valid");
+    let mut stdout = BufReader::new(running.0.stdout.take().expect("stdout"));
+    let mut connection = Client::connect(&address, KEY.as_bytes()).expect("connect");
+    connection.send(&Message::Iris(seed)).expect("send");
+    connection.send(&Message::Ping).expect("ping");
+    assert_eq!(connection.recv::<Reply>().expect("pong"), Reply::Pong);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    assert_eq!(line, "Area: 18.13\n");
+    // Like `iris-listener | head -1`: the reader goes away.
+    drop(stdout);
+    connection.send(&Message::Iris(seed)).expect("send");
+    connection.send(&Message::Close).expect("close");
+    assert!(
+        connection.recv::<Reply>().is_err(),
+        "a flower that could not be printed is not acknowledged"
+    );
+    let status = running.0.wait().expect("the listener stops by itself");
+    assert!(status.success(), "{status}");
+    let log: Vec<String> = stderr.lines().map(|l| l.expect("utf-8")).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("stdout was closed by its reader")),
+        "{log:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
+}
