@@ -3,8 +3,11 @@
 //!
 //! Tasks:
 //! - `demo`: builds the binaries and runs the whole system end to end.
+//! - `bench`: iris against CPython's multiprocessing.connection, side by
+//!   side (see `bench.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
 
+mod bench;
 mod demo;
 mod fuzz;
 mod process;
@@ -17,6 +20,9 @@ usage: cargo xtask TASK
 tasks:
   demo    build iris-listener and iris-client, start a listener, send
           data/iris.csv from three clients at once, and check the results
+  bench   [--quick] [--only NAME[,NAME...]] [--save]
+          iris against CPython's multiprocessing.connection, side by side:
+          a table, target/bench/latest.json and target/bench/ratios.svg
   fuzz [TARGET...] [--seconds N]
           run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
           installing cargo-fuzz if needed; needs the nightly toolchain
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("demo") => demo::run(&rest),
+        Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, ensure};
@@ -126,6 +126,16 @@ impl Guarded {
     /// The name given at spawn, for messages.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The child's process id (valid until it is reaped).
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Takes the child's piped standard input.
+    pub(crate) fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.as_mut().and_then(|child| child.stdin.take())
     }
 
     /// Takes the child's piped standard output.

@@ -1,0 +1,82 @@
+"""The seed's listener (multiprocessing-listener.py), looped for `cargo xtask bench`.
+
+    IRIS_AUTHKEY=... python listener.py HOST ADDRESS_FILE [CONNECTIONS]
+
+Listens on (HOST, 0), writes `HOST:PORT` to ADDRESS_FILE (atomically), then
+logs `listening` on stderr. With CONNECTIONS = 1 (the default) it runs the
+seed's loop on the one connection it accepts, in the main thread, exactly as
+the seed does. With more, it accepts that many connections and runs the same
+loop for each in a thread of its own (the plain way to serve several clients
+with this API); it logs `accepted N` once all are authenticated. When every
+connection has sent 'close', it flushes stdout, logs `done` and exits.
+
+Changes from the seed, all outside its loop: the address and key come from
+the harness, and the listen backlog is 1024 instead of the default 1, which
+would make concurrent clients' connection attempts wait for SYN retries.
+"""
+
+import os
+import pickle
+import sys
+import threading
+from multiprocessing.connection import Listener
+
+from iris import Iris  # noqa: F401  (pickle.loads finds the class here)
+
+
+def serve(connection):
+    """The seed's loop, verbatim."""
+    while True:
+        payload = connection.recv()
+
+        if payload == 'close':
+            connection.close()
+            break
+
+        flower = pickle.loads(payload)
+        area = flower.total_area()
+        print(f'Area: {area}')
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def write_address(path, host, port):
+    temporary = f'{path}.tmp'
+    with open(temporary, 'w') as file:
+        file.write(f'{host}:{port}\n')
+    os.replace(temporary, path)
+
+
+def main():
+    host, address_file = sys.argv[1], sys.argv[2]
+    connections = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    password = os.environb[b'IRIS_AUTHKEY']
+
+    listener = Listener((host, 0), authkey=password, backlog=1024)
+    write_address(address_file, host, listener.address[1])
+    log('listening')
+
+    if connections == 1:
+        connection = listener.accept()
+        log('accepted 1')
+        serve(connection)
+    else:
+        threads = []
+        for _ in range(connections):
+            connection = listener.accept()
+            thread = threading.Thread(target=serve, args=(connection,))
+            thread.start()
+            threads.append(thread)
+        log(f'accepted {connections}')
+        for thread in threads:
+            thread.join()
+
+    listener.close()
+    sys.stdout.flush()
+    log('done')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,1030 @@
+//! The scenarios of `cargo xtask bench`, each run for iris, for the CPython
+//! baseline (and extra versions where cheap) and for a raw floor where the
+//! issue asks for one, alternating round by round.
+//!
+//! | scenario | iris | CPython | floor |
+//! |---|---|---|---|
+//! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` | `bench/listener.py` ← `bench/client.py` | — |
+//! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (a thread per connection) ← 64 × `client.py` | — |
+//! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16 | `drivers.py handshake-server` ← `handshake-client` | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
+//! | `ping` | `iris-listener --once -q` ← `iris-bench ping` | `drivers.py echo-server` ← `ping-client` | `floor-server --mode ping` ← `iris-bench ping --raw` |
+//! | `bulk` | `iris-bench bulk-server` ← `iris-bench bulk` | `drivers.py bulk-server` ← `bulk-client` | `floor-server --mode bulk` ← `iris-bench bulk --raw` |
+//! | `idle` | `iris-listener -q` ← `iris-bench idle --ping` | `listener.py` (a thread per connection) ← `iris-bench idle` | — |
+//!
+//! Clients started together wait at a gate (their stdin) until all of them
+//! are ready, so process and interpreter start-up are never timed.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
+
+use super::proc::{self, Finished, Gated, Server};
+use super::report::{Better, Goal, Metric, Unit};
+use super::{Env, Python, RunRecord};
+
+/// The scenarios, in the order they run.
+pub(crate) const NAMES: &[&str] = &["stream", "fan-in", "handshake", "ping", "bulk", "idle"];
+
+/// How long one side's run may take before everything is killed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long clients get to reach their start gate.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server gets to exit when it is done or stopped.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The seed's flower, as `iris-client send -` reads it.
+const SEED_CSV: &str =
+    "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n";
+
+/// Runs scenario `name`; `earlier` holds the metrics of the scenarios run
+/// before it (fan-in's goal is stream's result).
+pub(crate) fn run(name: &str, env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
+    match name {
+        "stream" => stream(env),
+        "fan-in" => fan_in(env, earlier),
+        "handshake" => handshake(env),
+        "ping" => ping(env),
+        "bulk" => bulk(env),
+        "idle" => idle(env),
+        other => bail!("unknown scenario {other:?}"),
+    }
+}
+
+/// Who is measured.
+#[derive(Clone, Copy, Debug)]
+enum Side<'a> {
+    Iris,
+    /// The CPython baseline.
+    Baseline(&'a Python),
+    /// Another CPython version, an extra row.
+    Extra(&'a Python),
+    /// The raw socket floor.
+    Floor,
+}
+
+impl Side<'_> {
+    fn label(&self) -> String {
+        match self {
+            Side::Iris => "iris".to_owned(),
+            Side::Baseline(python) | Side::Extra(python) => python.label(),
+            Side::Floor => "floor".to_owned(),
+        }
+    }
+}
+
+fn rounds(env: &Env) -> usize {
+    if env.quick { 2 } else { 5 }
+}
+
+/// Rounds in which the extra CPython versions run too.
+const EXTRA_ROUNDS: usize = 3;
+
+fn baseline_label(env: &Env) -> Option<String> {
+    env.baseline.as_ref().map(Python::label)
+}
+
+fn extra_labels(env: &Env) -> Vec<String> {
+    env.extras.iter().map(Python::label).collect()
+}
+
+/// A metric with the baseline, and optionally the extras and the floor.
+fn metric(
+    env: &Env,
+    scenario: &'static str,
+    name: &str,
+    short: &str,
+    unit: Unit,
+    better: Better,
+) -> Metric {
+    Metric::new(scenario, name, short, unit, better).with_cpython(baseline_label(env).as_deref())
+}
+
+/// What one run of one side measured: a value per metric, in the metrics'
+/// order, and the details for the JSON.
+type Measured = (Vec<f64>, serde_json::Value);
+
+/// Which sides a scenario variant runs, and how often.
+struct Plan<'a> {
+    scenario: &'static str,
+    variant: &'a str,
+    /// Whether there is a floor.
+    floor: bool,
+    /// Whether the extra CPython versions run (in the first rounds).
+    extras: bool,
+    rounds: usize,
+}
+
+/// Runs `measure` for every side, round after round, each round in the
+/// same order (iris, CPython, floor, then the extras in the first rounds),
+/// and files the values under `metrics`.
+fn alternate(
+    env: &Env,
+    plan: &Plan<'_>,
+    metrics: &mut [Metric],
+    mut measure: impl FnMut(Side<'_>) -> anyhow::Result<Measured>,
+) -> anyhow::Result<()> {
+    let &Plan {
+        scenario,
+        variant,
+        floor,
+        extras,
+        rounds,
+    } = plan;
+    for round in 0..rounds {
+        let mut sides = vec![Side::Iris];
+        if let Some(python) = &env.baseline {
+            sides.push(Side::Baseline(python));
+        }
+        if floor {
+            sides.push(Side::Floor);
+        }
+        if extras && round < EXTRA_ROUNDS {
+            sides.extend(env.extras.iter().map(Side::Extra));
+        }
+        let mut summary = Vec::new();
+        for side in sides {
+            let (values, details) = measure(side).with_context(|| {
+                format!(
+                    "{scenario} ({variant}), round {}, {}",
+                    round + 1,
+                    side.label()
+                )
+            })?;
+            ensure!(
+                values.len() == metrics.len(),
+                "{scenario}: {} values for {} metrics",
+                values.len(),
+                metrics.len()
+            );
+            for (metric, &value) in metrics.iter_mut().zip(&values) {
+                match side {
+                    Side::Iris => metric.iris.runs.push(value),
+                    Side::Baseline(_) => metric.push_cpython(value),
+                    Side::Extra(python) => metric.push_extra(&python.label(), value),
+                    Side::Floor => metric.push_floor(value),
+                }
+            }
+            env.record(RunRecord {
+                scenario,
+                variant: variant.to_owned(),
+                side: side.label(),
+                round: round + 1,
+                values: details,
+            });
+            summary.push(format!(
+                "{} {}",
+                side.label(),
+                metrics[0].unit.format(values[0])
+            ));
+        }
+        eprintln!(
+            "    {variant}, round {}/{rounds}: {} ({})",
+            round + 1,
+            summary.join(", "),
+            metrics[0].name
+        );
+    }
+    Ok(())
+}
+
+fn seconds_between(start: Instant, end: Instant) -> f64 {
+    end.saturating_duration_since(start).as_secs_f64().max(1e-9)
+}
+
+// ---------------------------------------------------------------------------
+// stream and fan-in
+
+fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
+    let (iris_flowers, python_flowers) = if env.quick {
+        (2_000_000, 20_000)
+    } else {
+        (20_000_000, 400_000)
+    };
+    let mut metrics = vec![
+        metric(
+            env,
+            "stream",
+            "flowers/s, 1 client",
+            "stream\nflowers/s",
+            Unit::PerSecond,
+            Better::Higher,
+        )
+        .with_extras(&extra_labels(env))
+        .with_goals(vec![Goal::AtLeast(20e6), Goal::CpythonRatioAtLeast(100.0)]),
+    ];
+    alternate(
+        env,
+        &Plan {
+            scenario: "stream",
+            variant: "1 client",
+            floor: false,
+            extras: true,
+            rounds: rounds(env),
+        },
+        &mut metrics,
+        |side| match side {
+            Side::Iris => stream_iris(env, 1, iris_flowers),
+            Side::Baseline(python) | Side::Extra(python) => {
+                stream_python(env, python, 1, python_flowers)
+            }
+            Side::Floor => bail!("stream has no floor"),
+        },
+    )?;
+    Ok(metrics)
+}
+
+/// Clients sending at once in `fan-in`.
+const FAN_IN_CLIENTS: u64 = 64;
+
+fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
+    let (iris_flowers, python_flowers) = if env.quick {
+        (2_000_000, 32_000)
+    } else {
+        (20_000_000, 400_000)
+    };
+    let mut goals = Vec::new();
+    if let Some(stream) = earlier
+        .iter()
+        .find(|metric| metric.scenario == "stream")
+        .and_then(Metric::iris_median)
+    {
+        // "fan-in no lower than stream".
+        goals.push(Goal::AtLeast(stream));
+    }
+    let mut metrics = vec![
+        metric(
+            env,
+            "fan-in",
+            "flowers/s, 64 clients",
+            "fan-in\nflowers/s",
+            Unit::PerSecond,
+            Better::Higher,
+        )
+        .with_goals(goals),
+    ];
+    alternate(
+        env,
+        &Plan {
+            scenario: "fan-in",
+            variant: "64 clients",
+            floor: false,
+            extras: false,
+            rounds: rounds(env),
+        },
+        &mut metrics,
+        |side| match side {
+            Side::Iris => stream_iris(env, FAN_IN_CLIENTS, iris_flowers),
+            Side::Baseline(python) | Side::Extra(python) => {
+                stream_python(env, python, FAN_IN_CLIENTS, python_flowers)
+            }
+            Side::Floor => bail!("fan-in has no floor"),
+        },
+    )?;
+    Ok(metrics)
+}
+
+/// `iris-listener` with stdout to /dev/null and `clients` × `iris-client
+/// send`, `total` flowers in all. Timed from the clients' start signal to
+/// the last client's exit, which comes after its acknowledgement, which the
+/// listener sends only once that connection's lines are written.
+fn stream_iris(env: &Env, clients: u64, total: u64) -> anyhow::Result<Measured> {
+    let each = total / clients;
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let mut command = env.iris_command(&env.listener_bin);
+    command
+        .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
+        .arg(&address_file);
+    if clients == 1 {
+        command.arg("--once");
+    }
+    let listener = Server::start("iris-listener", &mut command, &address_file)?;
+    let commands = (0..clients)
+        .map(|_| {
+            let mut client = env.iris_command(&env.client_bin);
+            client.args(["-q", "send", "-", "--repeat", &each.to_string()]);
+            client.args(["--address", &listener.address]);
+            client
+        })
+        .collect();
+    let mut gated = Gated::spawn("iris-client", commands)?;
+    gated.wait_ready(READY_TIMEOUT)?;
+    let started = gated.release(SEED_CSV.as_bytes())?;
+    let finished = gated.finish(RUN_TIMEOUT)?;
+    let ended = last_exit(&finished)?;
+    for client in &finished {
+        client.check()?;
+        let acknowledged = acknowledged(&client.output.stdout);
+        ensure!(
+            acknowledged == Some(each),
+            "{} reports {acknowledged:?} flowers acknowledged, expected {each}: {}",
+            client.name,
+            client.output.stdout.trim_end()
+        );
+    }
+    let (status, log) = if clients == 1 {
+        listener.finish(STOP_TIMEOUT)?
+    } else {
+        listener.stop(STOP_TIMEOUT)?
+    };
+    ensure!(status.success(), "iris-listener exited with {status}");
+    let counted = log.iter().find_map(|line| summary_value(line, "flowers"));
+    ensure!(
+        counted == Some(each * clients),
+        "iris-listener counted {counted:?} flowers, expected {}",
+        each * clients
+    );
+    let seconds = seconds_between(started, ended);
+    let flowers = each * clients;
+    Ok((
+        vec![flowers as f64 / seconds],
+        json!({ "flowers": flowers, "clients": clients, "seconds": seconds }),
+    ))
+}
+
+/// `bench/listener.py` with stdout to /dev/null and `clients` ×
+/// `bench/client.py`. Timed from the clients' start signal to the listener's
+/// `done`, logged once every connection has sent 'close' and stdout is
+/// flushed (a Python listener sends no acknowledgement to wait for).
+fn stream_python(env: &Env, python: &Python, clients: u64, total: u64) -> anyhow::Result<Measured> {
+    let each = total / clients;
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let mut command = env.python_command(python, "listener.py");
+    command
+        .arg(&host)
+        .arg(&address_file)
+        .arg(clients.to_string());
+    let mut listener = Server::start(
+        &format!("{} listener.py", python.label()),
+        &mut command,
+        &address_file,
+    )?;
+    let commands = (0..clients)
+        .map(|_| {
+            let mut client = env.python_command(python, "client.py");
+            client.arg(&listener.address).arg(each.to_string());
+            client
+        })
+        .collect();
+    let mut gated = Gated::spawn(&format!("{} client.py", python.label()), commands)?;
+    gated.wait_ready(READY_TIMEOUT)?;
+    let started = gated.release(b"")?;
+    let ended = listener.wait_line("done", RUN_TIMEOUT)?;
+    for client in gated.finish(RUN_TIMEOUT)? {
+        client.check()?;
+    }
+    let (status, _) = listener.finish(STOP_TIMEOUT)?;
+    ensure!(status.success(), "listener.py exited with {status}");
+    let seconds = seconds_between(started, ended);
+    let flowers = each * clients;
+    Ok((
+        vec![flowers as f64 / seconds],
+        json!({ "flowers": flowers, "clients": clients, "seconds": seconds }),
+    ))
+}
+
+fn last_exit(finished: &[Finished]) -> anyhow::Result<Instant> {
+    finished
+        .iter()
+        .map(|client| client.exited)
+        .max()
+        .context("no clients ran")
+}
+
+/// The `M` of the client's `sent N flowers to ADDR; M acknowledged` line.
+fn acknowledged(stdout: &str) -> Option<u64> {
+    stdout.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("sent ")?;
+        let (_, acked) = rest.rsplit_once("; ")?;
+        acked.strip_suffix(" acknowledged")?.trim().parse().ok()
+    })
+}
+
+/// The value of `key=` in the listener's `summary: ...` line.
+fn summary_value(line: &str, key: &str) -> Option<u64> {
+    let at = line.find("summary:")?;
+    line[at..].split_whitespace().find_map(|field| {
+        field
+            .strip_prefix(key)?
+            .strip_prefix('=')?
+            .trim_end_matches([',', ';'])
+            .parse()
+            .ok()
+    })
+}
+
+// ---------------------------------------------------------------------------
+// handshake
+
+/// Concurrent clients in the second handshake variant.
+const HANDSHAKE_CLIENTS: u64 = 16;
+/// At most this many connections per run, in all clients together.
+const HANDSHAKE_MAX: u64 = 20_000;
+
+fn handshake(env: &Env) -> anyhow::Result<Vec<Metric>> {
+    let seconds = if env.quick { 0.25 } else { 1.5 };
+    let mut metrics = Vec::new();
+    for clients in [1, HANDSHAKE_CLIENTS] {
+        let variant = if clients == 1 {
+            "1 client".to_owned()
+        } else {
+            format!("{clients} clients")
+        };
+        let extras = if clients == 1 {
+            extra_labels(env)
+        } else {
+            Vec::new()
+        };
+        let (rate_goals, latency_goals) = if clients == 1 {
+            (
+                Vec::new(),
+                vec![Goal::FloorRatioAtMost(1.25), Goal::CpythonRatioAtMost(0.5)],
+            )
+        } else {
+            (vec![Goal::FloorRatioAtLeast(0.9)], Vec::new())
+        };
+        let mut pair = vec![
+            metric(
+                env,
+                "handshake",
+                &format!("connections/s, {variant}"),
+                &format!("handshake ×{clients}\nconnections/s"),
+                Unit::PerSecond,
+                Better::Higher,
+            )
+            .with_extras(&extras)
+            .with_floor()
+            .with_goals(rate_goals),
+            metric(
+                env,
+                "handshake",
+                &format!("latency p50 µs, {variant}"),
+                &format!("handshake ×{clients}\nlatency p50"),
+                Unit::Micros,
+                Better::Lower,
+            )
+            .with_extras(&extras)
+            .with_floor()
+            .with_goals(latency_goals),
+        ];
+        alternate(
+            env,
+            &Plan {
+                scenario: "handshake",
+                variant: &variant,
+                floor: true,
+                extras: clients == 1,
+                rounds: rounds(env),
+            },
+            &mut pair,
+            |side| handshake_run(env, side, clients, seconds, HANDSHAKE_MAX / clients),
+        )?;
+        metrics.append(&mut pair);
+    }
+    Ok(metrics)
+}
+
+/// A server, `clients` clients connecting, authenticating and closing in a
+/// loop for `seconds` (or `max` connections each).
+fn handshake_run(
+    env: &Env,
+    side: Side<'_>,
+    clients: u64,
+    seconds: f64,
+    max: u64,
+) -> anyhow::Result<Measured> {
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let (mut server_command, name) = match side {
+        Side::Iris => {
+            let mut command = env.iris_command(&env.listener_bin);
+            command
+                .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
+                .arg(&address_file);
+            (command, "iris-listener".to_owned())
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command
+                .arg("handshake-server")
+                .arg(&host)
+                .arg(&address_file);
+            (command, format!("{} handshake-server", python.label()))
+        }
+        Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command
+                .args(["floor-server", "--mode", "handshake", "--host", &host])
+                .arg("--address-file")
+                .arg(&address_file);
+            (command, "floor-server".to_owned())
+        }
+    };
+    let server = Server::start(&name, &mut server_command, &address_file)?;
+    let seconds_text = seconds.to_string();
+    let max_text = max.to_string();
+    let commands: Vec<Command> = (0..clients)
+        .map(|_| match side {
+            Side::Iris | Side::Floor => {
+                let mut command = env.iris_command(&env.bench_bin);
+                command.args(["handshake", "--address", &server.address]);
+                command.args(["--seconds", &seconds_text, "--max", &max_text]);
+                if matches!(side, Side::Floor) {
+                    command.arg("--raw");
+                }
+                command
+            }
+            Side::Baseline(python) | Side::Extra(python) => {
+                let mut command = env.python_command(python, "drivers.py");
+                command
+                    .arg("handshake-client")
+                    .arg(&server.address)
+                    .arg(&seconds_text)
+                    .arg(&max_text);
+                command
+            }
+        })
+        .collect();
+    let mut gated = Gated::spawn(&format!("{} handshake client", side.label()), commands)?;
+    gated.wait_ready(READY_TIMEOUT)?;
+    gated.release(b"")?;
+    let finished = gated.finish(RUN_TIMEOUT)?;
+    let mut count = 0;
+    let mut elapsed: f64 = 0.0;
+    let mut latencies = Vec::new();
+    for client in &finished {
+        client.check()?;
+        let result: HandshakeResult = parse_result(client)?;
+        count += result.count;
+        elapsed = elapsed.max(result.elapsed_ns as f64 / 1e9);
+        latencies.extend(result.latencies_ns.iter().map(|&ns| ns as f64 / 1e3));
+    }
+    ensure!(count > 0, "no connection completed");
+    match side {
+        Side::Iris => {
+            let (status, _) = server.stop(STOP_TIMEOUT)?;
+            ensure!(status.success(), "iris-listener exited with {status}");
+        }
+        // Serve until killed.
+        _ => drop(server),
+    }
+    let rate = count as f64 / elapsed.max(1e-9);
+    let percentiles = Percentiles::of(latencies);
+    Ok((
+        vec![rate, percentiles.p50],
+        json!({
+            "clients": clients,
+            "connections": count,
+            "seconds": elapsed,
+            "connections_per_s": rate,
+            "latency_us": percentiles,
+        }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct HandshakeResult {
+    count: u64,
+    elapsed_ns: u64,
+    latencies_ns: Vec<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct LatencyResult {
+    latencies_ns: Vec<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct BulkResult {
+    bytes: u64,
+    elapsed_ns: u64,
+}
+
+fn parse_result<T: serde::de::DeserializeOwned>(client: &Finished) -> anyhow::Result<T> {
+    let line = client
+        .output
+        .stdout
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .with_context(|| format!("{} printed no result", client.name))?;
+    serde_json::from_str(line).with_context(|| format!("{} printed a bad result", client.name))
+}
+
+/// Latency percentiles in µs.
+#[derive(Debug, serde::Serialize)]
+struct Percentiles {
+    samples: usize,
+    min: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Percentiles {
+    fn of(mut values: Vec<f64>) -> Percentiles {
+        values.sort_by(f64::total_cmp);
+        let q = |q| super::report::quantile_sorted(&values, q);
+        Percentiles {
+            samples: values.len(),
+            min: q(0.0),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: q(1.0),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ping
+
+fn ping(env: &Env) -> anyhow::Result<Vec<Metric>> {
+    let count: u64 = if env.quick { 2_000 } else { 20_000 };
+    let extras = extra_labels(env);
+    let mut metrics = vec![
+        metric(
+            env,
+            "ping",
+            "round trip p50 µs",
+            "ping\np50",
+            Unit::Micros,
+            Better::Lower,
+        )
+        .with_extras(&extras)
+        .with_floor()
+        .with_goals(vec![Goal::FloorRatioAtMost(1.2)]),
+        metric(
+            env,
+            "ping",
+            "round trip p99 µs",
+            "ping\np99",
+            Unit::Micros,
+            Better::Lower,
+        )
+        .with_extras(&extras)
+        .with_floor(),
+    ];
+    alternate(
+        env,
+        &Plan {
+            scenario: "ping",
+            variant: &format!("{count} round trips"),
+            floor: true,
+            extras: true,
+            rounds: rounds(env),
+        },
+        &mut metrics,
+        |side| ping_run(env, side, count),
+    )?;
+    Ok(metrics)
+}
+
+/// Round trips not timed before the `count` that are.
+const PING_WARMUP: u64 = 200;
+
+fn ping_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let count_text = count.to_string();
+    let warmup_text = PING_WARMUP.to_string();
+    let (mut server_command, name) = match side {
+        Side::Iris => {
+            let mut command = env.iris_command(&env.listener_bin);
+            command
+                .args(["-q", "--once", "--address", &format!("{host}:0")])
+                .arg("--address-file")
+                .arg(&address_file);
+            (command, "iris-listener".to_owned())
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command.arg("echo-server").arg(&host).arg(&address_file);
+            (command, format!("{} echo-server", python.label()))
+        }
+        Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command
+                .args(["floor-server", "--mode", "ping", "--host", &host])
+                .arg("--address-file")
+                .arg(&address_file);
+            (command, "floor-server".to_owned())
+        }
+    };
+    let server = Server::start(&name, &mut server_command, &address_file)?;
+    let mut client = match side {
+        Side::Iris | Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command.args(["ping", "--address", &server.address]);
+            command.args(["--count", &count_text, "--warmup", &warmup_text]);
+            if matches!(side, Side::Floor) {
+                command.arg("--raw");
+            }
+            command
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command
+                .arg("ping-client")
+                .arg(&server.address)
+                .arg(&count_text)
+                .arg(&warmup_text);
+            command
+        }
+    };
+    let finished = proc::run_client(&format!("{} ping", side.label()), &mut client, RUN_TIMEOUT)?;
+    let result: LatencyResult = parse_result(&finished)?;
+    let (status, _) = server.finish(STOP_TIMEOUT)?;
+    ensure!(status.success(), "{name} exited with {status}");
+    let percentiles = Percentiles::of(
+        result
+            .latencies_ns
+            .iter()
+            .map(|&ns| ns as f64 / 1e3)
+            .collect(),
+    );
+    Ok((
+        vec![percentiles.p50, percentiles.p99],
+        json!({ "round_trips": count, "latency_us": percentiles }),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// bulk
+
+/// The size of a bulk message: 64 MiB.
+const BULK_SIZE: u64 = 64 << 20;
+
+fn bulk(env: &Env) -> anyhow::Result<Vec<Metric>> {
+    let count: u64 = if env.quick { 2 } else { 16 };
+    let mut metrics = vec![
+        metric(
+            env,
+            "bulk",
+            "64 MiB messages, MB/s",
+            "bulk\nMB/s",
+            Unit::MegabytesPerSecond,
+            Better::Higher,
+        )
+        .with_floor()
+        .with_goals(vec![Goal::FloorRatioAtLeast(0.8)]),
+    ];
+    alternate(
+        env,
+        &Plan {
+            scenario: "bulk",
+            variant: &format!("{count} × 64 MiB"),
+            floor: true,
+            extras: false,
+            rounds: rounds(env),
+        },
+        &mut metrics,
+        |side| bulk_run(env, side, count),
+    )?;
+    Ok(metrics)
+}
+
+fn bulk_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let count_text = count.to_string();
+    let size_text = BULK_SIZE.to_string();
+    let (mut server_command, name) = match side {
+        Side::Iris => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command
+                .args(["bulk-server", "--host", &host, "--count", &count_text])
+                .args(["--max-frame", &(2 * BULK_SIZE).to_string()])
+                .arg("--address-file")
+                .arg(&address_file);
+            (command, "iris-bench bulk-server".to_owned())
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command
+                .arg("bulk-server")
+                .arg(&host)
+                .arg(&address_file)
+                .arg(&count_text);
+            (command, format!("{} bulk-server", python.label()))
+        }
+        Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command
+                .args(["floor-server", "--mode", "bulk", "--host", &host])
+                .args(["--bytes", &(BULK_SIZE * count).to_string()])
+                .arg("--address-file")
+                .arg(&address_file);
+            (command, "floor-server".to_owned())
+        }
+    };
+    let server = Server::start(&name, &mut server_command, &address_file)?;
+    let mut client = match side {
+        Side::Iris | Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command.args(["bulk", "--address", &server.address]);
+            command.args(["--size", &size_text, "--count", &count_text]);
+            if matches!(side, Side::Floor) {
+                command.arg("--raw");
+            }
+            command
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command
+                .arg("bulk-client")
+                .arg(&server.address)
+                .arg(&size_text)
+                .arg(&count_text);
+            command
+        }
+    };
+    let finished = proc::run_client(&format!("{} bulk", side.label()), &mut client, RUN_TIMEOUT)?;
+    let result: BulkResult = parse_result(&finished)?;
+    let (status, _) = server.finish(STOP_TIMEOUT)?;
+    ensure!(status.success(), "{name} exited with {status}");
+    let seconds = result.elapsed_ns as f64 / 1e9;
+    let rate = result.bytes as f64 / seconds.max(1e-9) / 1e6;
+    Ok((
+        vec![rate],
+        json!({ "bytes": result.bytes, "seconds": seconds, "mb_per_s": rate }),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// idle
+
+/// Authenticated connections held open in `idle`.
+const IDLE_CONNECTIONS: u64 = 1_000;
+/// Open files the listener and the client get: the connections and room
+/// for the rest.
+const IDLE_OPEN_FILES: u64 = IDLE_CONNECTIONS + 1_000;
+
+fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
+    let wrap = match proc::open_files_limit() {
+        Some((soft, _)) if soft >= IDLE_OPEN_FILES => false,
+        Some((soft, hard)) => {
+            ensure!(
+                hard >= IDLE_OPEN_FILES,
+                "idle needs {IDLE_OPEN_FILES} open files but the hard limit is {hard} (soft {soft}); raise it (ulimit -Hn)"
+            );
+            env.note(format!(
+                "idle: the soft limit on open files is {soft}; the listener and the client run with {IDLE_OPEN_FILES}"
+            ));
+            true
+        }
+        None => false,
+    };
+    let rounds = if env.quick { 1 } else { 3 };
+    let mut metrics = vec![
+        metric(
+            env,
+            "idle",
+            "listener RSS MiB, 1,000 idle connections",
+            "idle\nRSS",
+            Unit::Mebibytes,
+            Better::Lower,
+        )
+        .with_goals(vec![Goal::AtMost(64.0)]),
+        metric(
+            env,
+            "idle",
+            "listener RSS KiB per idle connection",
+            "idle\nKiB/connection",
+            Unit::Kibibytes,
+            Better::Lower,
+        ),
+    ];
+    alternate(
+        env,
+        &Plan {
+            scenario: "idle",
+            variant: "1,000 connections",
+            floor: false,
+            extras: false,
+            rounds,
+        },
+        &mut metrics,
+        |side| idle_run(env, side, wrap),
+    )?;
+    Ok(metrics)
+}
+
+fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
+    let host = env.fresh_host();
+    let address_file = env.fresh_file("address");
+    let connections = IDLE_CONNECTIONS.to_string();
+    let (server_command, name) = match side {
+        Side::Iris => {
+            let mut command = env.iris_command(&env.listener_bin);
+            command
+                .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
+                .arg(&address_file);
+            (command, "iris-listener".to_owned())
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "listener.py");
+            command.arg(&host).arg(&address_file).arg(&connections);
+            (command, format!("{} listener.py", python.label()))
+        }
+        Side::Floor => bail!("idle has no floor"),
+    };
+    let open_files = |command: Command| {
+        if wrap {
+            proc::with_open_files(&command, IDLE_OPEN_FILES)
+        } else {
+            command
+        }
+    };
+    let mut server = Server::start(&name, &mut open_files(server_command), &address_file)?;
+    // Settle, then the listener's memory before any connection.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = proc::rss_mib(server.pid())?;
+
+    let mut client = env.iris_command(&env.bench_bin);
+    client.args([
+        "idle",
+        "--address",
+        &server.address,
+        "--connections",
+        &connections,
+    ]);
+    match side {
+        // A Pong proves the listener's session serves the connection.
+        Side::Iris => {
+            client.arg("--ping");
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            if python.version == "3.11" {
+                client.arg("--allow-legacy-md5");
+            }
+        }
+        Side::Floor => {}
+    }
+    let mut gated = Gated::spawn("iris-bench idle", vec![open_files(client)])?;
+    gated.wait_stdout_line(0, "ready", RUN_TIMEOUT)?;
+    if !matches!(side, Side::Iris) {
+        // Every accept() returned: all authenticated, each with its thread.
+        server.wait_line("accepted", RUN_TIMEOUT)?;
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let after = proc::rss_mib(server.pid())?;
+    if matches!(side, Side::Iris) {
+        gated.release(b"")?;
+        for client in gated.finish(RUN_TIMEOUT)? {
+            client.check()?;
+        }
+        let (status, _) = server.stop(STOP_TIMEOUT)?;
+        ensure!(status.success(), "iris-listener exited with {status}");
+    } else {
+        // Killed first: its threads would print a traceback each as the
+        // connections go.
+        drop(server);
+        gated.release(b"")?;
+        for client in gated.finish(RUN_TIMEOUT)? {
+            client.check()?;
+        }
+    }
+    let per_connection = (after - before) * 1024.0 / IDLE_CONNECTIONS as f64;
+    Ok((
+        vec![after, per_connection],
+        json!({
+            "connections": IDLE_CONNECTIONS,
+            "rss_mib_before": before,
+            "rss_mib_with_connections": after,
+            "kib_per_connection": per_connection,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_clients_acknowledgement() {
+        assert_eq!(
+            acknowledged("sent 50 flowers to 127.0.0.1:4000; 50 acknowledged\n"),
+            Some(50)
+        );
+        assert_eq!(acknowledged("nothing"), None);
+    }
+
+    #[test]
+    fn parses_the_summary() {
+        let line = "summary: connections=3 rejected=0 flowers=150 setosa=50";
+        assert_eq!(summary_value(line, "flowers"), Some(150));
+        assert_eq!(summary_value("INFO flowers=3", "flowers"), None);
+    }
+
+    #[test]
+    fn percentiles_of_latencies() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.samples, p.min, p.max), (100, 1.0, 100.0));
+        assert_eq!(p.p50, 50.5);
+    }
+}
