@@ -20,7 +20,9 @@ const MAX_READ_BUFFER: usize = 256 << 10;
 /// Buffered writes go out once this many bytes are pending; payloads this
 /// large are written straight from the caller's memory instead of copied.
 const FLUSH_THRESHOLD: usize = 64 << 10;
-/// A frame buffer larger than this is released after use rather than kept.
+/// A large-frame buffer is kept for the next large frame (so a bulk stream
+/// does not fault in fresh pages for every message) but released, if larger
+/// than this, as soon as a small frame arrives.
 const RETAINED_FRAME_BUFFER: usize = 1 << 20;
 /// Large frames are read into memory that grows as bytes arrive, at least
 /// this much at a time, so a peer cannot make us allocate what it never sends.
@@ -290,9 +292,6 @@ impl Connection {
 
     /// Reads the next frame, at most `max` payload bytes.
     fn read_frame(&mut self, max: u64, waiting_for: &'static str) -> Result<Received, Error> {
-        if self.large_frame.capacity() > RETAINED_FRAME_BUFFER {
-            self.large_frame = Vec::new();
-        }
         loop {
             let available = &self.read_buf[self.read_start..self.read_end];
             let expected = match decode_header(available, max)? {
@@ -302,6 +301,9 @@ impl Connection {
                         let start = self.read_start + header.header_len;
                         // `total` fits in the buffer, hence in usize.
                         self.read_start += total as usize;
+                        if self.large_frame.capacity() > RETAINED_FRAME_BUFFER {
+                            self.large_frame = Vec::new();
+                        }
                         return Ok(Received::Buffered {
                             start,
                             end: self.read_start,
@@ -359,11 +361,11 @@ impl Connection {
         self.read_end = 0;
         let mut filled = frame.len();
         while filled < len {
-            if filled == frame.len() {
-                let growth = (len - filled).min(filled.max(MIN_FRAME_GROWTH));
-                frame.resize(filled + growth, 0);
-            }
-            match self.stream.read(&mut frame[filled..]) {
+            // Room for at most what has arrived so far (at least 64 KiB), so
+            // memory grows only as fast as the peer really sends.
+            let want = (len - filled).min(filled.max(MIN_FRAME_GROWTH));
+            frame.reserve_exact(want);
+            match self.stream.read_appending(frame, want) {
                 Ok(0) => {
                     return Err(Error::Truncated {
                         expected: (header_len + len) as u64,
@@ -371,7 +373,6 @@ impl Connection {
                     });
                 }
                 Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::from_io(e, waiting_for)),
             }
         }

@@ -47,6 +47,19 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Appends up to `limit` bytes to `buf`, returning how many came (0 at
+    /// end of stream). Goes to the socket type itself, whose `read_to_end`
+    /// fills spare capacity without zeroing it first.
+    pub(crate) fn read_appending(&mut self, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.take(limit as u64).read_to_end(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.take(limit as u64).read_to_end(buf),
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
