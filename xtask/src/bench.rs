@@ -41,7 +41,7 @@ const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--save]
 
-  --quick   small sizes, two rounds, no extra CPython versions (CI smoke test)
+  --quick   small sizes, three rounds, no extra CPython versions (CI smoke test)
   --only    run only these scenarios: stream, fan-in, handshake, ping, bulk, idle
   --save    also copy the chart to bench/ratios.svg (for the README)";
 

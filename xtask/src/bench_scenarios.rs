@@ -74,8 +74,10 @@ impl Side<'_> {
     }
 }
 
+/// Rounds per scenario: three at least, so that the median shrugs off one
+/// disturbed run.
 fn rounds(env: &Env) -> usize {
-    if env.quick { 2 } else { 5 }
+    if env.quick { 3 } else { 5 }
 }
 
 /// Rounds in which the extra CPython versions run too.

@@ -19,8 +19,13 @@
 //! iris-bench bulk-server --host H --address-file F [--count K] [--max-frame B]
 //!     the iris-wire receiving side of `bulk`: recv_frame K times, answers
 //!     with the byte count
-//! iris-bench floor-server --host H --address-file F --mode handshake|ping|bulk [--bytes N]
-//!     the raw std::net server of the floors
+//! iris-bench floor-server --host H --address-file F --mode MODE [--bytes N]
+//!     the raw std::net servers of the floors: `handshake` (40-byte echo,
+//!     then wait for the client to close; connections one after the other
+//!     on the accepting thread), `handshake-threaded` (the same with a
+//!     thread per connection, for reference), `ping` (5-byte echo on one
+//!     connection), `bulk` (read N bytes into a reused buffer of
+//!     `--buffer` bytes, 1 MiB by default, and answer their count)
 //! iris-bench idle --address A [--connections N] [--ping] [--allow-legacy-md5]
 //!     opens N authenticated connections (each pinged with --ping, which
 //!     proves the iris listener serves it), prints `ready N`, holds them
@@ -358,13 +363,22 @@ fn floor_server(mut args: Args) -> anyhow::Result<()> {
     let address_file = PathBuf::from(args.required("--address-file")?);
     let mode = args.required("--mode")?;
     let bytes: u64 = args.number("--bytes", 0)?;
+    let buffer_len: usize = args.number("--buffer", RAW_CHUNK)?;
     args.finish()?;
     let listener =
         TcpListener::bind((host.as_str(), 0)).with_context(|| format!("cannot bind {host}:0"))?;
     write_address_file(&address_file, &listener.local_addr()?.to_string())?;
     match mode.as_str() {
-        // Like iris-listener: a thread per connection. Runs until killed.
+        // The floor: one connection after the other on the accepting
+        // thread, the cheapest way to serve a connect-and-ping (measured
+        // here: faster than a thread per connection for 1 client and for
+        // 16). Runs until killed.
         "handshake" => loop {
+            let (stream, _) = listener.accept()?;
+            serve_handshake_floor(stream);
+        },
+        // For reference: a thread per connection, iris-listener's model.
+        "handshake-threaded" => loop {
             let (stream, _) = listener.accept()?;
             std::thread::Builder::new()
                 .stack_size(64 << 10)
@@ -384,17 +398,24 @@ fn floor_server(mut args: Args) -> anyhow::Result<()> {
         }
         "bulk" => {
             let (mut stream, _) = listener.accept()?;
-            let mut buffer = vec![0_u8; RAW_CHUNK];
+            let mut buffer = vec![0_u8; buffer_len.max(1)];
             let mut received: u64 = 0;
+            let mut filled = 0;
             while received < bytes {
-                let n = stream.read(&mut buffer)?;
+                // Reads fill the buffer before it is reused, as a receiver
+                // of messages the buffer's size would.
+                if filled == buffer.len() {
+                    filled = 0;
+                }
+                let n = stream.read(&mut buffer[filled..])?;
+                filled += n;
                 ensure!(n > 0, "the client left after {received} of {bytes} bytes");
                 received += n as u64;
             }
             stream.write_all(&received.to_le_bytes())?;
             Ok(())
         }
-        other => bail!("unknown --mode {other:?}: handshake, ping or bulk"),
+        other => bail!("unknown --mode {other:?}: handshake, handshake-threaded, ping or bulk"),
     }
 }
 
