@@ -5,6 +5,7 @@ mod decode;
 mod output;
 mod server;
 mod session;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ use iris_wire::{Address, Connection, Error, Incoming, Listener};
 
 use crate::output::{Counts, Output};
 use crate::session::{self, Ending, SessionError};
+use crate::workers::Workers;
 
 /// Session threads need little stack; a small one keeps many idle
 /// connections cheap.
@@ -114,6 +115,7 @@ fn wake(address: &Address) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Server {
     listener: Listener,
+    workers: Workers,
     output: Arc<Output>,
     shared: Arc<Shared>,
     config: Config,
@@ -133,6 +135,7 @@ impl Server {
         });
         Server {
             listener,
+            workers: Workers::new(SESSION_STACK),
             output: Arc::new(output),
             shared,
             config,
@@ -216,11 +219,7 @@ impl Server {
     /// Runs a session on its own thread; its slot is already taken.
     fn spawn_session(&self, start: Start, id: u64) {
         let server = self.session_context();
-        let spawned = thread::Builder::new()
-            .name(format!("connection-{id}"))
-            .stack_size(SESSION_STACK)
-            .spawn(move || server.run(start, id));
-        if let Err(e) = spawned {
+        if let Err(e) = self.workers.run(move || server.run(start, id)) {
             self.shared.release_slot();
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::error!("connection {id} refused: cannot start a thread for it: {e}");

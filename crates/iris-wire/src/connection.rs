@@ -80,6 +80,11 @@ impl Connection {
         }
     }
 
+    /// Writes `bytes` at once, past the buffer.
+    pub(crate) fn write_now(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.stream.write_all(bytes).map_err(Error::Io)
+    }
+
     /// Runs `handshake` to completion over this connection, within `timeout`.
     pub(crate) fn authenticate(
         mut self,

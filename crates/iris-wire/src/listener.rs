@@ -45,9 +45,8 @@ pub struct Listener {
 #[derive(Debug)]
 pub struct Incoming {
     connection: Connection,
-    key: AuthKey,
-    options: Options,
-    nonce: [u8; NONCE_LEN],
+    handshake: Handshake,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Listener {
@@ -136,11 +135,18 @@ impl Listener {
         self.rng
             .fill(&mut nonce)
             .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+        let mut connection = Connection::new(stream, peer, &self.options);
+        let mut handshake = Handshake::listener(&self.key, nonce, self.options.get_legacy_md5());
+        // The challenge leaves now, from the accepting thread, so that the
+        // client's first round trip overlaps whatever the caller does before
+        // `authenticate` (such as starting a thread). A few dozen bytes into
+        // a fresh socket's empty send buffer cannot block. A failed write
+        // surfaces in `authenticate`, as the peer having gone.
+        let _ = connection.write_now(&handshake.take_outgoing());
         Ok(Incoming {
-            connection: Connection::new(stream, peer, &self.options),
-            key: self.key.clone(),
-            options: self.options.clone(),
-            nonce,
+            connection,
+            handshake,
+            timeout: self.options.get_handshake_timeout(),
         })
     }
 }
@@ -160,11 +166,10 @@ impl Incoming {
         self.connection.peer_addr()
     }
 
-    /// Runs the mutual authentication, within the handshake timeout.
+    /// Completes the mutual authentication (the challenge went out when the
+    /// connection was accepted), within the handshake timeout.
     pub fn authenticate(self) -> Result<Connection, Error> {
-        let handshake = Handshake::listener(&self.key, self.nonce, self.options.get_legacy_md5());
-        self.connection
-            .authenticate(handshake, self.options.get_handshake_timeout())
+        self.connection.authenticate(self.handshake, self.timeout)
     }
 }
 
