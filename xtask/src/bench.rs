@@ -282,15 +282,20 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .iter()
         .filter(|metric| metric.goals_met().is_some())
         .count();
-    println!(
-        "targets: {} of {checked} met{}",
-        checked - missed.len(),
-        if missed.is_empty() {
-            String::new()
-        } else {
-            format!("; missed: {}", missed.join(", "))
-        }
-    );
+    if checked > 0 {
+        println!(
+            "targets: {} of {checked} met{}",
+            checked - missed.len(),
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!("; missed: {}", missed.join(", "))
+            }
+        );
+    }
+    for note in &notes {
+        println!("note: {note}");
+    }
     println!(
         "{} mode, {:.0}s; {}",
         if flags.quick { "quick" } else { "full" },
