@@ -245,6 +245,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     let mut metrics: Vec<Metric> = Vec::new();
     let mut failures = Vec::new();
+    let mut durations: Vec<(&str, f64)> = Vec::new();
     for &name in scenarios::NAMES {
         if !flags.only.is_empty() && !flags.only.iter().any(|only| only == name) {
             continue;
@@ -258,10 +259,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
                 failures.push(format!("{name}: {error:#}"));
             }
         }
-        eprintln!(
-            "    ({name} took {:.1}s)",
-            scenario_started.elapsed().as_secs_f64()
-        );
+        let took = scenario_started.elapsed().as_secs_f64();
+        eprintln!("    ({name} took {took:.1}s)");
+        durations.push((name, took));
     }
     let elapsed = started.elapsed();
     notes.extend(env.notes.borrow().iter().cloned());
@@ -296,10 +296,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     for note in &notes {
         println!("note: {note}");
     }
+    let took: Vec<String> = durations
+        .iter()
+        .map(|(name, seconds)| format!("{name} {seconds:.0}s"))
+        .collect();
     println!(
-        "{} mode, {:.0}s; {}",
+        "{} mode, {:.0}s ({}); {}",
         if flags.quick { "quick" } else { "full" },
         elapsed.as_secs_f64(),
+        took.join(", "),
         machine.one_line()
     );
 
@@ -314,6 +319,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .map(|d| d.as_secs().saturating_sub(elapsed.as_secs()))
             .unwrap_or(0),
         duration_s: elapsed.as_secs_f64(),
+        scenario_durations_s: durations.iter().copied().collect(),
         machine: &machine,
         baseline: env.baseline.as_ref(),
         extras: &env.extras,
@@ -365,6 +371,7 @@ struct Json<'a> {
     mode: &'static str,
     started_unix: u64,
     duration_s: f64,
+    scenario_durations_s: std::collections::BTreeMap<&'a str, f64>,
     machine: &'a Machine,
     baseline: Option<&'a Python>,
     extras: &'a [Python],

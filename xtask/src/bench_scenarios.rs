@@ -273,7 +273,8 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
             variant: "64 clients",
             floor: false,
             extras: false,
-            rounds: rounds(env),
+            // Starting 64 interpreters a round is --quick's largest cost.
+            rounds: if env.quick { 2 } else { rounds(env) },
         },
         &mut metrics,
         |side| match side {
