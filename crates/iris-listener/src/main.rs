@@ -48,6 +48,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     address_file: Option<PathBuf>,
 
+    /// Seconds a reply may wait for a client that does not read; then the
+    /// connection is dropped, so such a client cannot hold a slot forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    write_timeout: f64,
+
     /// Seconds open connections get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
     shutdown_timeout: f64,
@@ -80,7 +85,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // follows `listening on` at once must still stop us gracefully.
     let signals = catch_signals()?;
     let authkey = cli.connection.authkey()?;
-    let options = cli.connection.wire_options().max_frame(cli.max_frame);
+    let options = cli
+        .connection
+        .wire_options()
+        .max_frame(cli.max_frame)
+        .write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)?;
     let address = listener.local_addr().to_string();
     if let Some(path) = &cli.address_file {

@@ -62,6 +62,7 @@ pub struct Connection {
     write_buf: Vec<u8>,
     max_frame: u64,
     read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     peer: Address,
 }
 
@@ -76,6 +77,7 @@ impl Connection {
             write_buf: Vec::new(),
             max_frame: options.get_max_frame(),
             read_timeout: options.get_read_timeout(),
+            write_timeout: options.get_write_timeout(),
             peer,
         }
     }
@@ -108,6 +110,18 @@ impl Connection {
                 Err(Error::Closed | Error::Truncated { .. }) => {
                     return Err(AuthError::PeerClosed.into());
                 }
+                // A peer that drops the connection with our bytes unread
+                // resets it: the same story as a clean close.
+                Err(Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    return Err(AuthError::PeerClosed.into());
+                }
                 Err(Error::FrameTooLarge { len, .. }) => {
                     return Err(AuthError::Protocol(format!(
                         "handshake frame of {len} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
@@ -128,7 +142,7 @@ impl Connection {
         self.flush()?;
         self.stream
             .set_read_timeout(self.read_timeout)
-            .and_then(|()| self.stream.set_write_timeout(None))
+            .and_then(|()| self.stream.set_write_timeout(self.write_timeout))
             .map_err(Error::Io)?;
         Ok(self)
     }
@@ -158,7 +172,10 @@ impl Connection {
         if payload.len() >= FLUSH_THRESHOLD {
             // Large payloads go straight from the caller's memory.
             self.flush()?;
-            return self.stream.write_all(payload).map_err(Error::Io);
+            return self
+                .stream
+                .write_all(payload)
+                .map_err(|e| Error::from_io(e, "the peer to read what we sent"));
         }
         self.write_buf.extend_from_slice(payload);
         self.flush_if_full()
@@ -192,7 +209,7 @@ impl Connection {
         }
         let result = self.stream.write_all(&self.write_buf);
         self.write_buf.clear();
-        result.map_err(Error::Io)
+        result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))
     }
 
     fn flush_if_full(&mut self) -> Result<(), Error> {

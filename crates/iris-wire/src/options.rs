@@ -29,6 +29,7 @@ pub struct Options {
     legacy_md5: bool,
     handshake_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     max_frame: u64,
 }
 
@@ -38,6 +39,7 @@ impl Default for Options {
             legacy_md5: false,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             read_timeout: None,
+            write_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
         }
     }
@@ -69,6 +71,14 @@ impl Options {
         self
     }
 
+    /// How long a send may wait for the peer to make room after
+    /// authentication; `None` (the default) waits forever. A server sets this
+    /// so that a peer that stops reading cannot hold a thread forever.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.write_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
     /// The largest frame accepted after authentication, in bytes.
     pub fn max_frame(mut self, bytes: u64) -> Self {
         self.max_frame = bytes;
@@ -88,6 +98,11 @@ impl Options {
     /// The read timeout after authentication.
     pub fn get_read_timeout(&self) -> Option<Duration> {
         self.read_timeout
+    }
+
+    /// The write timeout after authentication.
+    pub fn get_write_timeout(&self) -> Option<Duration> {
+        self.write_timeout
     }
 
     /// The largest frame accepted after authentication.

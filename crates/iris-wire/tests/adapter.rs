@@ -293,3 +293,23 @@ fn poll_reports_readiness_without_consuming() {
     server.join().expect("server");
     assert!(matches!(client.recv_bytes(), Err(Error::Closed)));
 }
+
+#[test]
+fn a_peer_that_stops_reading_times_out_the_sender() {
+    let options = Options::new().write_timeout(Some(Duration::from_millis(200)));
+    let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
+        let mut connection = connection.expect("authenticated");
+        let chunk = vec![0u8; 1 << 20];
+        // The socket buffers hold a few MiB at most; 1 GiB is a bound, not a goal.
+        for _ in 0..1024 {
+            if let Err(e) = connection.send_bytes(&chunk) {
+                return e;
+            }
+        }
+        panic!("a GiB went into a peer that never reads");
+    });
+    let _silent_reader = Client::connect(&local, KEY).expect("connect");
+    let err = server.join().expect("server");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("the peer to read"), "{err}");
+}
