@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread;
 
 use iris_testkit::{ChildGuard, Python, pythons};
-use iris_wire::{AuthError, Client, Connection, Error, Listener, Options};
+use iris_wire::{Address, AuthError, Client, Connection, Error, Listener, Options};
 
 const KEY: &[u8] = b"My voice is my password, verify me.";
 const BIG_LEN: usize = 100 << 20;
@@ -50,6 +50,14 @@ fn converse(connection: &mut Connection, python: &Python) -> Result<(), Error> {
     Ok(())
 }
 
+/// The port a TCP listener bound, for the Python peer's command line.
+fn port_of(listener: &Listener) -> String {
+    match listener.local_addr() {
+        Address::Tcp { port, .. } => port.to_string(),
+        other => panic!("expected a TCP listener, got {other}"),
+    }
+}
+
 fn options_for(python: &Python) -> Options {
     // Above the 64 MiB default, so the 100 MiB frame needs a raised limit.
     Options::new()
@@ -61,13 +69,7 @@ fn options_for(python: &Python) -> Options {
 fn rust_listener_serves_cpython_clients() {
     for python in pythons("rust_listener_serves_cpython_clients") {
         let listener = Listener::bind_with("localhost:0", KEY, options_for(&python)).expect("bind");
-        let port = listener
-            .local_addr()
-            .to_string()
-            .rsplit_once(':')
-            .expect("host:port")
-            .1
-            .to_owned();
+        let port = port_of(&listener);
         let mut peer = python_peer(&python, KEY, &["client", "localhost", &port]);
         let server = thread::spawn(move || {
             let mut connection = listener.accept()?;
@@ -114,13 +116,7 @@ fn rust_client_talks_to_cpython_listeners() {
 fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
     for python in pythons("a_wrong_key_fails_on_both_sides_with_a_rust_listener") {
         let listener = Listener::bind_with("127.0.0.1:0", KEY, options_for(&python)).expect("bind");
-        let port = listener
-            .local_addr()
-            .to_string()
-            .rsplit_once(':')
-            .expect("host:port")
-            .1
-            .to_owned();
+        let port = port_of(&listener);
         let mut peer = python_peer(&python, b"not the key", &["client", "127.0.0.1", &port]);
         let err = listener.accept().expect_err("wrong key must fail");
         assert!(
@@ -190,13 +186,7 @@ fn legacy_cpython_needs_legacy_md5_enabled() {
     {
         // As a client of our listener.
         let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
-        let port = listener
-            .local_addr()
-            .to_string()
-            .rsplit_once(':')
-            .expect("host:port")
-            .1
-            .to_owned();
+        let port = port_of(&listener);
         let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
         let err = listener.accept().expect_err("legacy refused");
         assert!(
