@@ -5,11 +5,11 @@
 //! | scenario | iris | CPython | floor |
 //! |---|---|---|---|
 //! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` | `bench/listener.py` ← `bench/client.py` | — |
-//! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (a thread per connection) ← 64 × `client.py` | — |
+//! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (`multiprocessing.connection.wait` over the 64) ← 64 × `client.py` | — |
 //! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16 | `drivers.py handshake-server` ← `handshake-client` | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
 //! | `ping` | `iris-listener --once -q` ← `iris-bench ping` | `drivers.py echo-server` ← `ping-client` | `floor-server --mode ping` ← `iris-bench ping --raw` |
 //! | `bulk` | `iris-bench bulk-server` ← `iris-bench bulk` | `drivers.py bulk-server` ← `bulk-client` | `floor-server --mode bulk` ← `iris-bench bulk --raw` |
-//! | `idle` | `iris-listener -q` ← `iris-bench idle --ping` | `listener.py` (a thread per connection) ← `iris-bench idle` | — |
+//! | `idle` | `iris-listener -q` ← `iris-bench idle --ping` | `listener.py` (the 1,000 held in `wait`) ← `iris-bench idle` | — |
 //!
 //! Clients started together wait at a gate (their stdin) until all of them
 //! are ready, so process and interpreter start-up are never timed.
@@ -973,7 +973,7 @@ fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
     let mut gated = Gated::spawn("iris-bench idle", vec![open_files(client)])?;
     gated.wait_stdout_line(0, "ready", RUN_TIMEOUT)?;
     if !matches!(side, Side::Iris) {
-        // Every accept() returned: all authenticated, each with its thread.
+        // Every accept() returned: all authenticated, held in wait().
         server.wait_line("accepted", RUN_TIMEOUT)?;
     }
     std::thread::sleep(Duration::from_millis(100));
@@ -986,8 +986,7 @@ fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
         let (status, _) = server.stop(STOP_TIMEOUT)?;
         ensure!(status.success(), "iris-listener exited with {status}");
     } else {
-        // Killed first: its threads would print a traceback each as the
-        // connections go.
+        // Killed first: it would print a traceback as the connections go.
         drop(server);
         gated.release(b"")?;
         for client in gated.finish(RUN_TIMEOUT)? {
