@@ -111,6 +111,8 @@ type Measured = (Vec<f64>, serde_json::Value);
 struct Plan<'a> {
     scenario: &'static str,
     variant: &'a str,
+    /// Whether the CPython baseline runs.
+    baseline: bool,
     /// Whether there is a floor.
     floor: bool,
     /// Whether the extra CPython versions run (in the first rounds).
@@ -130,13 +132,14 @@ fn alternate(
     let &Plan {
         scenario,
         variant,
+        baseline,
         floor,
         extras,
         rounds,
     } = plan;
     for round in 0..rounds {
         let mut sides = vec![Side::Iris];
-        if let Some(python) = &env.baseline {
+        if let Some(python) = env.baseline.as_ref().filter(|_| baseline) {
             sides.push(Side::Baseline(python));
         }
         if floor {
@@ -221,6 +224,7 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "stream",
             variant: "1 client",
+            baseline: true,
             floor: false,
             extras: true,
             rounds: rounds(env),
@@ -271,6 +275,7 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "fan-in",
             variant: "64 clients",
+            baseline: true,
             floor: false,
             extras: false,
             // Starting 64 interpreters a round is --quick's largest cost.
@@ -478,6 +483,7 @@ fn handshake(env: &Env) -> anyhow::Result<Vec<Metric>> {
             &Plan {
                 scenario: "handshake",
                 variant: &variant,
+                baseline: true,
                 floor: true,
                 extras: clients == 1,
                 rounds: rounds(env),
@@ -677,6 +683,7 @@ fn ping(env: &Env) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "ping",
             variant: &format!("{count} round trips"),
+            baseline: true,
             floor: true,
             extras: true,
             rounds: rounds(env),
@@ -764,34 +771,70 @@ const BULK_SIZE: u64 = 64 << 20;
 
 fn bulk(env: &Env) -> anyhow::Result<Vec<Metric>> {
     let count: u64 = if env.quick { 2 } else { 16 };
-    let mut metrics = vec![
-        metric(
+    let mut metrics = Vec::new();
+    // The floor, 1 MiB writes, reads into a 1 MiB buffer: both
+    // buffers stay in the cache. Then, for comparison, the same writes from
+    // and reads into 64 MiB buffers, as messages of that size need.
+    for message_buffers in [false, true] {
+        let (name, short, variant) = if message_buffers {
+            (
+                "64 MiB messages, MB/s; floor with 64 MiB buffers",
+                "bulk vs floor\nwith 64 MiB buffers",
+                format!("{count} × 64 MiB; floor with 64 MiB buffers"),
+            )
+        } else {
+            (
+                "64 MiB messages, MB/s",
+                "bulk\nMB/s",
+                format!("{count} × 64 MiB"),
+            )
+        };
+        let mut metric = if message_buffers {
+            Metric::new(
+                "bulk",
+                name,
+                short,
+                Unit::MegabytesPerSecond,
+                Better::Higher,
+            )
+        } else {
+            metric(
+                env,
+                "bulk",
+                name,
+                short,
+                Unit::MegabytesPerSecond,
+                Better::Higher,
+            )
+            .with_goals(vec![Goal::FloorRatioAtLeast(0.8)])
+        }
+        .with_floor();
+        alternate(
             env,
-            "bulk",
-            "64 MiB messages, MB/s",
-            "bulk\nMB/s",
-            Unit::MegabytesPerSecond,
-            Better::Higher,
-        )
-        .with_floor()
-        .with_goals(vec![Goal::FloorRatioAtLeast(0.8)]),
-    ];
-    alternate(
-        env,
-        &Plan {
-            scenario: "bulk",
-            variant: &format!("{count} × 64 MiB"),
-            floor: true,
-            extras: false,
-            rounds: rounds(env),
-        },
-        &mut metrics,
-        |side| bulk_run(env, side, count),
-    )?;
+            &Plan {
+                scenario: "bulk",
+                variant: &variant,
+                baseline: !message_buffers,
+                floor: true,
+                extras: false,
+                rounds: rounds(env),
+            },
+            std::slice::from_mut(&mut metric),
+            |side| bulk_run(env, side, count, message_buffers),
+        )?;
+        metrics.push(metric);
+    }
     Ok(metrics)
 }
 
-fn bulk_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
+/// One bulk run; `message_buffers` gives the floor 64 MiB buffers.
+fn bulk_run(
+    env: &Env,
+    side: Side<'_>,
+    count: u64,
+    message_buffers: bool,
+) -> anyhow::Result<Measured> {
+    let floor_buffer = if message_buffers { BULK_SIZE } else { 1 << 20 }.to_string();
     let host = env.fresh_host();
     let address_file = env.fresh_file("address");
     let count_text = count.to_string();
@@ -820,6 +863,7 @@ fn bulk_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
             command
                 .args(["floor-server", "--mode", "bulk", "--host", &host])
                 .args(["--bytes", &(BULK_SIZE * count).to_string()])
+                .args(["--buffer", &floor_buffer])
                 .arg("--address-file")
                 .arg(&address_file);
             (command, "floor-server".to_owned())
@@ -832,7 +876,7 @@ fn bulk_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
             command.args(["bulk", "--address", &server.address]);
             command.args(["--size", &size_text, "--count", &count_text]);
             if matches!(side, Side::Floor) {
-                command.arg("--raw");
+                command.args(["--raw", "--source", &floor_buffer]);
             }
             command
         }
@@ -909,6 +953,7 @@ fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "idle",
             variant: "1,000 connections",
+            baseline: true,
             floor: false,
             extras: false,
             rounds,

@@ -13,9 +13,10 @@
 //! iris-bench ping --address A [--count N] [--warmup W] [--raw]
 //!     Message::Ping / Reply::Pong round trips (raw: 5-byte echo, the size
 //!     of a Ping frame); prints {"latencies_ns"}
-//! iris-bench bulk --address A [--size BYTES] [--count K] [--raw]
+//! iris-bench bulk --address A [--size BYTES] [--count K] [--raw [--source BYTES]]
 //!     K frames of BYTES each, then waits for the server's count (raw: the
-//!     same bytes in 1 MiB writes); prints {"bytes","elapsed_ns"}
+//!     same bytes in 1 MiB writes from a reused buffer of --source bytes,
+//!     1 MiB by default); prints {"bytes","elapsed_ns"}
 //! iris-bench bulk-server --host H --address-file F [--count K] [--max-frame B]
 //!     the iris-wire receiving side of `bulk`: recv_frame K times, answers
 //!     with the byte count
@@ -283,21 +284,29 @@ fn bulk(mut args: Args) -> anyhow::Result<()> {
     let size: usize = args.number("--size", 64 << 20)?;
     let count: usize = args.number("--count", 4)?;
     let raw = args.flag("--raw");
+    let source: usize = args.number("--source", RAW_CHUNK)?;
     args.finish()?;
     let total = (size as u64) * (count as u64);
     // Filled, so every page is mapped before the clock starts.
-    let payload = vec![0xa5_u8; if raw { size.min(RAW_CHUNK) } else { size }];
+    let payload = vec![0xa5_u8; if raw { source.max(1) } else { size }];
     let elapsed;
     if raw {
         let mut stream = TcpStream::connect(address.as_str())
             .with_context(|| format!("cannot connect to {address}"))?;
         let started = Instant::now();
         let mut left = total;
+        let mut at = 0;
         while left > 0 {
+            // 1 MiB writes, walking through the source buffer.
+            if at == payload.len() {
+                at = 0;
+            }
             let n = usize::try_from(left)
                 .unwrap_or(usize::MAX)
-                .min(payload.len());
-            stream.write_all(&payload[..n])?;
+                .min(RAW_CHUNK)
+                .min(payload.len() - at);
+            stream.write_all(&payload[at..at + n])?;
+            at += n;
             left -= n as u64;
         }
         let mut ack = [0_u8; 8];
