@@ -186,15 +186,20 @@ impl Gated {
         Ok(gated)
     }
 
-    /// Waits until every client is blocked reading its stdin, as the kernel
-    /// shows in `/proc/PID/wchan`, for at most `timeout`. Where the kernel
-    /// does not show it, this waits the whole `timeout`: a bound, not a
-    /// guarantee, which the caller chooses generously.
+    /// Waits until every client is blocked reading its stdin, for at most
+    /// `timeout`. The kernel says where a process sleeps in
+    /// `/proc/PID/wchan` (a pipe read, here); where it does not say (a
+    /// hardened kernel shows `0`), a client counts as ready once it has
+    /// slept without using any CPU for [`SETTLED`].
     pub(crate) fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        let mut waiting: Vec<u32> = self.guards.iter().map(Guarded::pid).collect();
+        let mut waiting: Vec<Readiness> = self
+            .guards
+            .iter()
+            .map(|guard| Readiness::new(guard.pid()))
+            .collect();
         while !waiting.is_empty() && Instant::now() < deadline {
-            waiting.retain(|&pid| !blocked_on_pipe(pid));
+            waiting.retain_mut(|client| !client.ready());
             std::thread::sleep(POLL);
         }
         if !waiting.is_empty() {
@@ -268,10 +273,64 @@ impl Gated {
     }
 }
 
-/// Whether `pid` is blocked reading a pipe (its stdin, for our clients).
-fn blocked_on_pipe(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/wchan"))
-        .is_ok_and(|wchan| wchan.contains("pipe_read") || wchan.contains("pipe_wait"))
+/// How long a client must sleep without using CPU to count as waiting at
+/// its gate, where the kernel does not show what it waits for.
+const SETTLED: Duration = Duration::from_millis(200);
+
+/// Watches one client on its way to its start gate.
+struct Readiness {
+    pid: u32,
+    /// Its CPU time and since when it has not changed, while asleep.
+    asleep_since: Option<(u64, Instant)>,
+}
+
+impl Readiness {
+    fn new(pid: u32) -> Readiness {
+        Readiness {
+            pid,
+            asleep_since: None,
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        let pid = self.pid;
+        if let Ok(wchan) = std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            && wchan.trim() != "0"
+            && !wchan.trim().is_empty()
+        {
+            return wchan.contains("pipe_read") || wchan.contains("pipe_wait");
+        }
+        self.settled()
+    }
+
+    /// Whether the client has slept without using CPU for [`SETTLED`].
+    fn settled(&mut self) -> bool {
+        let pid = self.pid;
+        // `/proc/PID/stat`: "pid (comm) state … utime stime …", fields 3,
+        // 14 and 15; comm may hold spaces, so count from its `)`.
+        let Some((state, cpu)) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let cpu =
+                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some((fields.first()?.to_string(), cpu))
+            })
+        else {
+            return false;
+        };
+        if state != "S" {
+            self.asleep_since = None;
+            return false;
+        }
+        match self.asleep_since {
+            Some((before, since)) if before == cpu => since.elapsed() >= SETTLED,
+            _ => {
+                self.asleep_since = Some((cpu, Instant::now()));
+                false
+            }
+        }
+    }
 }
 
 /// A client that exited: what it printed, and when it was seen to exit.
@@ -404,4 +463,38 @@ pub(crate) fn with_open_files(command: &Command, files: u64) -> Command {
         wrapped.current_dir(dir);
     }
     wrapped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `readiness` for up to `within`.
+    fn settles(readiness: &mut Readiness, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if readiness.settled() {
+                return true;
+            }
+            std::thread::sleep(POLL);
+        }
+        false
+    }
+
+    #[test]
+    fn a_sleeping_process_settles_and_a_busy_one_does_not() {
+        let mut sleeper = Command::new("sleep").arg("5").spawn().expect("sleep");
+        let mut busy = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh");
+        let slept = settles(&mut Readiness::new(sleeper.id()), Duration::from_secs(3));
+        let spun = settles(&mut Readiness::new(busy.id()), Duration::from_secs(1));
+        for child in [&mut sleeper, &mut busy] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(slept, "a sleeping process settles");
+        assert!(!spun, "a busy process does not");
+    }
 }
