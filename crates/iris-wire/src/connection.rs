@@ -409,16 +409,22 @@ impl Connection {
             self.read_end = 0;
         }
         if self.read_start + frame_len > self.read_buf.len() {
-            if frame_len > self.read_buf.len() || self.read_end == self.read_buf.len() {
+            let wanted = if frame_len > self.read_buf.len() || self.read_end == self.read_buf.len()
+            {
                 // Grow while the peer streams full buffers: bigger reads, fewer calls.
-                let size = frame_len
+                frame_len
                     .max(self.read_buf.len() * 2)
-                    .clamp(INITIAL_READ_BUFFER, MAX_READ_BUFFER);
-                let mut grown = vec![0; size].into_boxed_slice();
+                    .clamp(INITIAL_READ_BUFFER, MAX_READ_BUFFER)
+            } else {
+                self.read_buf.len()
+            };
+            if wanted > self.read_buf.len() {
+                let mut grown = vec![0; wanted].into_boxed_slice();
                 grown[..self.read_end - self.read_start]
                     .copy_from_slice(&self.read_buf[self.read_start..self.read_end]);
                 self.read_buf = grown;
             } else {
+                // Full size already: move the partial frame to the front.
                 self.read_buf.copy_within(self.read_start..self.read_end, 0);
             }
             self.read_end -= self.read_start;
