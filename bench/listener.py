@@ -23,7 +23,9 @@ import pickle
 import sys
 from multiprocessing.connection import Listener, wait
 
-from iris import Iris  # noqa: F401  (pickle.loads finds the class here)
+# The seed's Iris class, from the repository's one verbatim copy of it.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'seed'))
+from iris import Iris  # noqa: E402,F401  (pickle.loads finds the class here)
 
 
 def serve(connection):
