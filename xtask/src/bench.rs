@@ -25,7 +25,7 @@ mod scenarios;
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -33,7 +33,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use serde::Serialize;
 
-use crate::process::{self, Guarded};
+use crate::process;
 use report::Metric;
 
 const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
@@ -187,21 +187,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let flags = parse_flags(args)?;
     process::kill_children_on_interrupt()?;
     let started = Instant::now();
-    let root = workspace_root();
-    let target_dir = target_dir(&root)?;
+    let root = process::workspace_root();
+    let target_dir = process::target_dir(&root)?;
 
     step("building iris-listener, iris-client and iris-bench (release)");
-    build(&root)?;
-    let release = target_dir.join("release");
-    let bin = |name: &str| -> anyhow::Result<PathBuf> {
-        let path = release.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-        ensure!(
-            path.is_file(),
-            "{} is missing after the build",
-            path.display()
-        );
-        Ok(path)
-    };
+    let release =
+        process::cargo_build(&root, true, &["iris-listener", "iris-client", "iris-bench"])?;
+    let bin = |name: &str| process::binary(&release, name);
 
     let out_dir = target_dir.join("bench");
     std::fs::create_dir_all(&out_dir)
@@ -395,52 +387,6 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// The workspace's root: this crate's parent directory.
-fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
-}
-
-/// `$CARGO_TARGET_DIR`, or `target/` in the workspace.
-fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => std::env::current_dir()
-            .context("cannot read the current directory")?
-            .join(dir),
-        None => root.join("target"),
-    })
-}
-
-/// `cargo build --release` of the three binaries, its output forwarded.
-fn build(root: &Path) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command
-        .args(["build", "--release"])
-        .args([
-            "-p",
-            "iris-listener",
-            "-p",
-            "iris-client",
-            "-p",
-            "iris-bench",
-        ])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut build = Guarded::spawn("cargo build", &mut command)?;
-    if let Some(stderr) = build.take_stderr() {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("{line}");
-        }
-    }
-    let status = build.wait()?;
-    ensure!(status.success(), "the release build failed ({status})");
-    Ok(())
 }
 
 /// Asks `path` for its `major.minor.micro` version.

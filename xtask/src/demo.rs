@@ -35,7 +35,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     process::kill_children_on_interrupt()?;
 
-    let root = workspace_root();
+    let root = process::workspace_root();
     step("building iris-listener and iris-client");
     let bins = build(&root)?;
 
@@ -64,63 +64,17 @@ fn step(message: &str) {
     eprintln!("==> {message}");
 }
 
-/// The workspace's root: this crate's parent directory.
-fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
-}
-
 struct Binaries {
     listener: PathBuf,
     client: PathBuf,
 }
 
-/// Builds both binaries (debug profile) and finds them in the target
-/// directory: `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+/// Builds both binaries (debug profile) and finds them.
 fn build(root: &Path) -> anyhow::Result<Binaries> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = root.join("Cargo.toml");
-    let mut command = Command::new(&cargo);
-    command
-        .args(["build", "-p", "iris-listener", "-p", "iris-client"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
-    // Guarded like every child, so that an interrupt stops the build too;
-    // its output is forwarded until it ends, and only then is it reaped.
-    let mut build = Guarded::spawn("cargo build", &mut command)?;
-    if let Some(stderr) = build.take_stderr() {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("{line}");
-        }
-    }
-    let status = build.wait()?;
-    ensure!(
-        status.success(),
-        "`cargo build -p iris-listener -p iris-client` failed ({status})"
-    );
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => std::env::current_dir()
-            .context("cannot read the current directory")?
-            .join(dir),
-        None => root.join("target"),
-    };
-    let find = |name: &str| -> anyhow::Result<PathBuf> {
-        let path = target_dir
-            .join("debug")
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-        ensure!(
-            path.is_file(),
-            "{} is missing after the build (is the target directory elsewhere?)",
-            path.display()
-        );
-        Ok(path)
-    };
+    let dir = process::cargo_build(root, false, &["iris-listener", "iris-client"])?;
     Ok(Binaries {
-        listener: find("iris-listener")?,
-        client: find("iris-client")?,
+        listener: process::binary(&dir, "iris-listener")?,
+        client: process::binary(&dir, "iris-client")?,
     })
 }
 

@@ -199,3 +199,70 @@ impl Drop for Guarded {
         }
     }
 }
+
+/// The workspace's root: this crate's parent directory.
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub(crate) fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    Ok(match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(dir),
+        None => root.join("target"),
+    })
+}
+
+/// Builds `packages` with the cargo that runs xtask (`$CARGO`), in the
+/// release profile or the debug one, forwarding its output; returns the
+/// directory the binaries are in. The build is guarded like every child,
+/// so an interrupt stops it too.
+pub(crate) fn cargo_build(
+    root: &Path,
+    release: bool,
+    packages: &[&str],
+) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command.arg("build");
+    if release {
+        command.arg("--release");
+    }
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    command
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut build = Guarded::spawn("cargo build", &mut command)?;
+    if let Some(stderr) = build.take_stderr() {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+        }
+    }
+    let status = build.wait()?;
+    ensure!(
+        status.success(),
+        "`cargo build{} -p {}` failed ({status})",
+        if release { " --release" } else { "" },
+        packages.join(" -p ")
+    );
+    Ok(target_dir(root)?.join(if release { "release" } else { "debug" }))
+}
+
+/// The path of binary `name` in `dir`, which must exist.
+pub(crate) fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        path.is_file(),
+        "{} is missing after the build (is the target directory elsewhere?)",
+        path.display()
+    );
+    Ok(path)
+}
