@@ -48,6 +48,12 @@
 //!   by default) is refused from its header, before anything is allocated, and
 //!   a long frame's memory grows only as its bytes actually arrive.
 //! - Legacy HMAC-MD5 (CPython 3.11 and older) is off unless enabled.
+//! - After authentication nothing is bounded in time unless you ask: a server
+//!   should set [`Options::write_timeout`] (and, for request/response use,
+//!   [`Options::read_timeout`]) so that a peer that stops reading or sending
+//!   cannot hold a thread forever.
+//! - Pickles are not this crate's business: it moves bytes. Never hand a
+//!   received frame to a general unpickler.
 //! - The authkey authenticates; it does not encrypt. Anyone who can watch the
 //!   traffic can read it: use Unix sockets or loopback, or tunnel the TCP.
 
