@@ -496,6 +496,41 @@ fn handshake(env: &Env) -> anyhow::Result<Vec<Metric>> {
     Ok(metrics)
 }
 
+/// The client side of a driver scenario. For iris and the floor:
+/// `iris-bench SCENARIO --address A --NAME VALUE ...`, plus `floor_flags` for
+/// the floor; for CPython: `drivers.py SCENARIO-client A VALUE ...`, the same
+/// values in the same order.
+fn driver_client(
+    env: &Env,
+    side: Side<'_>,
+    scenario: &str,
+    address: &str,
+    flags: &[(&str, &str)],
+    floor_flags: &[&str],
+) -> Command {
+    match side {
+        Side::Iris | Side::Floor => {
+            let mut command = env.iris_command(&env.bench_bin);
+            command.args([scenario, "--address", address]);
+            for (name, value) in flags {
+                command.args([name, value]);
+            }
+            if matches!(side, Side::Floor) {
+                command.args(floor_flags);
+            }
+            command
+        }
+        Side::Baseline(python) | Side::Extra(python) => {
+            let mut command = env.python_command(python, "drivers.py");
+            command.arg(format!("{scenario}-client")).arg(address);
+            for (_, value) in flags {
+                command.arg(value);
+            }
+            command
+        }
+    }
+}
+
 /// A server, `clients` clients connecting, authenticating and closing in a
 /// loop for `seconds` (or `max` connections each).
 fn handshake_run(
@@ -536,25 +571,15 @@ fn handshake_run(
     let seconds_text = seconds.to_string();
     let max_text = max.to_string();
     let commands: Vec<Command> = (0..clients)
-        .map(|_| match side {
-            Side::Iris | Side::Floor => {
-                let mut command = env.iris_command(&env.bench_bin);
-                command.args(["handshake", "--address", &server.address]);
-                command.args(["--seconds", &seconds_text, "--max", &max_text]);
-                if matches!(side, Side::Floor) {
-                    command.arg("--raw");
-                }
-                command
-            }
-            Side::Baseline(python) | Side::Extra(python) => {
-                let mut command = env.python_command(python, "drivers.py");
-                command
-                    .arg("handshake-client")
-                    .arg(&server.address)
-                    .arg(&seconds_text)
-                    .arg(&max_text);
-                command
-            }
+        .map(|_| {
+            driver_client(
+                env,
+                side,
+                "handshake",
+                &server.address,
+                &[("--seconds", &seconds_text), ("--max", &max_text)],
+                &["--raw"],
+            )
         })
         .collect();
     let mut gated = Gated::spawn(&format!("{} handshake client", side.label()), commands)?;
@@ -726,26 +751,14 @@ fn ping_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
         }
     };
     let server = Server::start(&name, &mut server_command, &address_file)?;
-    let mut client = match side {
-        Side::Iris | Side::Floor => {
-            let mut command = env.iris_command(&env.bench_bin);
-            command.args(["ping", "--address", &server.address]);
-            command.args(["--count", &count_text, "--warmup", &warmup_text]);
-            if matches!(side, Side::Floor) {
-                command.arg("--raw");
-            }
-            command
-        }
-        Side::Baseline(python) | Side::Extra(python) => {
-            let mut command = env.python_command(python, "drivers.py");
-            command
-                .arg("ping-client")
-                .arg(&server.address)
-                .arg(&count_text)
-                .arg(&warmup_text);
-            command
-        }
-    };
+    let mut client = driver_client(
+        env,
+        side,
+        "ping",
+        &server.address,
+        &[("--count", &count_text), ("--warmup", &warmup_text)],
+        &["--raw"],
+    );
     let finished = proc::run_client(&format!("{} ping", side.label()), &mut client, RUN_TIMEOUT)?;
     let result: LatencyResult = parse_result(&finished)?;
     let (status, _) = server.finish(STOP_TIMEOUT)?;
@@ -870,26 +883,14 @@ fn bulk_run(
         }
     };
     let server = Server::start(&name, &mut server_command, &address_file)?;
-    let mut client = match side {
-        Side::Iris | Side::Floor => {
-            let mut command = env.iris_command(&env.bench_bin);
-            command.args(["bulk", "--address", &server.address]);
-            command.args(["--size", &size_text, "--count", &count_text]);
-            if matches!(side, Side::Floor) {
-                command.args(["--raw", "--source", &floor_buffer]);
-            }
-            command
-        }
-        Side::Baseline(python) | Side::Extra(python) => {
-            let mut command = env.python_command(python, "drivers.py");
-            command
-                .arg("bulk-client")
-                .arg(&server.address)
-                .arg(&size_text)
-                .arg(&count_text);
-            command
-        }
-    };
+    let mut client = driver_client(
+        env,
+        side,
+        "bulk",
+        &server.address,
+        &[("--size", &size_text), ("--count", &count_text)],
+        &["--raw", "--source", &floor_buffer],
+    );
     let finished = proc::run_client(&format!("{} bulk", side.label()), &mut client, RUN_TIMEOUT)?;
     let result: BulkResult = parse_result(&finished)?;
     let (status, _) = server.finish(STOP_TIMEOUT)?;
