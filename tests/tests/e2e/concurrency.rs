@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use iris_e2e::{KEY_ENV, ListenerProcess, client_args, spawn_client};
+use iris_e2e::{KEY_ENV, ListenerProcess};
 
-use crate::{FLOWERS, area_of};
+use crate::{FLOWERS, area_of, spawn_senders};
 
 const CLIENTS: usize = 50;
 const FLOWERS_PER_CLIENT: u64 = 1_000;
@@ -12,22 +12,8 @@ const FLOWERS_PER_CLIENT: u64 = 1_000;
 #[test]
 fn fifty_clients_sending_a_thousand_flowers_each_are_all_counted() {
     let listener = ListenerProcess::start(&[], &[KEY_ENV]);
-    let repeat = FLOWERS_PER_CLIENT.to_string();
-
     // Client i sends FLOWERS[i % 3], a thousand times; all at once.
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let flower = FLOWERS[i % FLOWERS.len()].arg();
-            spawn_client(
-                &client_args(
-                    "send",
-                    listener.address(),
-                    &["--flower", &flower, "--repeat", &repeat],
-                ),
-                &[KEY_ENV],
-            )
-        })
-        .collect();
+    let clients = spawn_senders(listener.address(), CLIENTS, FLOWERS_PER_CLIENT);
     let mut expected_per_species = [0; 3];
     for (i, client) in clients.into_iter().enumerate() {
         let finished = client.finish();

@@ -46,6 +46,25 @@ pub(crate) const FLOWERS: [Flower; 3] = [
     },
 ];
 
+/// Starts `clients` clients at once, client `i` sending `FLOWERS[i % 3]`
+/// `repeat` times to `address`.
+pub(crate) fn spawn_senders(address: &str, clients: usize, repeat: u64) -> Vec<iris_e2e::Process> {
+    let repeat = repeat.to_string();
+    (0..clients)
+        .map(|i| {
+            let flower = FLOWERS[i % FLOWERS.len()].arg();
+            iris_e2e::spawn_client(
+                &iris_e2e::client_args(
+                    "send",
+                    address,
+                    &["--flower", &flower, "--repeat", &repeat],
+                ),
+                &[iris_e2e::KEY_ENV],
+            )
+        })
+        .collect()
+}
+
 /// The number in an `Area: X` line.
 pub(crate) fn area_of(line: &str) -> f64 {
     line.strip_prefix("Area: ")

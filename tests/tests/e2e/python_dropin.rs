@@ -106,9 +106,13 @@ fn the_seed_programs_run_unchanged_against_iris_on_port_6000() {
     }
 }
 
-/// What the seed's listener prints when the seed's client code sends every
-/// row of the data set: the reference output.
-fn python_to_python(python: &Python) -> Vec<String> {
+/// The port of a `HOST:PORT` address.
+fn port_of(address: &str) -> String {
+    address.rsplit_once(':').expect("HOST:PORT").1.to_owned()
+}
+
+/// The seed's listener code, looped, on a free port; returns it and its port.
+fn looped_seed_listener(python: &Python) -> (Process, String) {
     let listener = python_process(python, "looped seed listener", |command| {
         command
             .arg(script("seed_loop.py"))
@@ -116,6 +120,12 @@ fn python_to_python(python: &Python) -> Vec<String> {
             .arg("listener");
     });
     let port = ready_port(&listener, "the looped seed listener");
+    (listener, port)
+}
+
+/// Runs the seed's client code, looped over every row of the data set,
+/// against `port`; it must succeed.
+fn run_looped_seed_client(python: &Python, port: String) {
     python_process(python, "looped seed client", |command| {
         command.arg(script("seed_loop.py")).args([
             seed_dir(),
@@ -126,6 +136,13 @@ fn python_to_python(python: &Python) -> Vec<String> {
     })
     .finish()
     .assert_code(0);
+}
+
+/// What the seed's listener prints when the seed's client code sends every
+/// row of the data set: the reference output.
+fn python_to_python(python: &Python) -> Vec<String> {
+    let (listener, port) = looped_seed_listener(python);
+    run_looped_seed_client(python, port);
     let finished = listener.finish();
     finished.assert_code(0);
     finished.stdout
@@ -141,22 +158,7 @@ fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
         let mut args = vec!["--once"];
         args.extend(legacy_flag(&python));
         let listener = ListenerProcess::start(&args, &[KEY_ENV]);
-        let port = listener
-            .address()
-            .rsplit_once(':')
-            .expect("HOST:PORT")
-            .1
-            .to_owned();
-        python_process(&python, "looped seed client", |command| {
-            command.arg(script("seed_loop.py")).args([
-                seed_dir(),
-                "client".into(),
-                port.into(),
-                iris_csv(),
-            ]);
-        })
-        .finish()
-        .assert_code(0);
+        run_looped_seed_client(&python, port_of(listener.address()));
         let finished = listener.finish();
         finished.assert_code(0);
         assert!(
@@ -166,16 +168,8 @@ fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
         );
 
         // iris-client → Python listener.
-        let python_listener = python_process(&python, "looped seed listener", |command| {
-            command
-                .arg(script("seed_loop.py"))
-                .arg(seed_dir())
-                .arg("listener");
-        });
-        let address = format!(
-            "127.0.0.1:{}",
-            ready_port(&python_listener, "the looped seed listener")
-        );
+        let (python_listener, port) = looped_seed_listener(&python);
+        let address = format!("127.0.0.1:{port}");
         let csv = iris_csv();
         let mut args = vec!["--codec", "pickle", csv.to_str().expect("UTF-8 path")];
         args.extend(legacy_flag(&python));
@@ -212,12 +206,7 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let marker = dir.path().join("pwned");
     let listener = ListenerProcess::start(&[], &[KEY_ENV]);
-    let port = listener
-        .address()
-        .rsplit_once(':')
-        .expect("HOST:PORT")
-        .1
-        .to_owned();
+    let port = port_of(listener.address());
 
     let attacker = python_process(&python, "attacker", |command| {
         command.arg(script("attack.py")).arg(&port).arg(&marker);

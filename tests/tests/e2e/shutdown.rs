@@ -2,27 +2,14 @@
 
 use iris_e2e::{KEY_ENV, ListenerProcess, client_args, send, spawn_client};
 
-use crate::FLOWERS;
+use crate::{FLOWERS, spawn_senders};
 
 #[test]
 fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
     const CLIENTS: usize = 4;
     const REPEAT: u64 = 50_000;
     let listener = ListenerProcess::start(&[], &[KEY_ENV]);
-    let repeat = REPEAT.to_string();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let flower = FLOWERS[i % FLOWERS.len()].arg();
-            spawn_client(
-                &client_args(
-                    "send",
-                    listener.address(),
-                    &["--flower", &flower, "--repeat", &repeat],
-                ),
-                &[KEY_ENV],
-            )
-        })
-        .collect();
+    let clients = spawn_senders(listener.address(), CLIENTS, REPEAT);
     // Every client is connected and authenticated, and flowers are flowing.
     listener.wait_for_log("authenticated", CLIENTS);
     listener.wait_for_stdout_lines(1);
