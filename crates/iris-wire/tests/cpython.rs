@@ -30,6 +30,16 @@ fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> ChildGuard {
     ChildGuard::spawn(command)
 }
 
+/// Starts the Python peer as a listener with the right key; returns it and
+/// the address it listens on.
+fn python_listener(python: &Python) -> (ChildGuard, String) {
+    let mut peer = python_peer(python, KEY, &["listener"]);
+    let line = peer.read_line();
+    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
+    let address = format!("127.0.0.1:{port}");
+    (peer, address)
+}
+
 fn big_payload() -> Vec<u8> {
     (0..BIG_LEN).map(|i| i as u8).collect()
 }
@@ -93,10 +103,7 @@ fn rust_listener_serves_cpython_clients() {
 #[test]
 fn rust_client_talks_to_cpython_listeners() {
     for python in pythons("rust_client_talks_to_cpython_listeners") {
-        let mut peer = python_peer(&python, KEY, &["listener"]);
-        let line = peer.read_line();
-        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
-        let address = format!("127.0.0.1:{port}");
+        let (mut peer, address) = python_listener(&python);
         let mut connection =
             Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
         converse(&mut connection, &python).expect("conversation");
@@ -146,15 +153,9 @@ fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
 #[test]
 fn a_wrong_key_fails_on_both_sides_with_a_cpython_listener() {
     for python in pythons("a_wrong_key_fails_on_both_sides_with_a_cpython_listener") {
-        let mut peer = python_peer(&python, KEY, &["listener"]);
-        let line = peer.read_line();
-        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
-        let err = Client::connect_with(
-            &format!("127.0.0.1:{port}"),
-            b"not the key",
-            &options_for(&python),
-        )
-        .expect_err("wrong key must fail");
+        let (mut peer, address) = python_listener(&python);
+        let err = Client::connect_with(&address, b"not the key", &options_for(&python))
+            .expect_err("wrong key must fail");
         assert!(
             matches!(err, Error::Authentication(AuthError::Rejected)),
             "CPython {}: {err}",
@@ -197,10 +198,8 @@ fn legacy_cpython_needs_legacy_md5_enabled() {
         assert_eq!(peer.finish().status.code(), Some(3));
 
         // As a listener our client connects to.
-        let mut peer = python_peer(&python, KEY, &["listener"]);
-        let line = peer.read_line();
-        let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
-        let err = Client::connect(&format!("127.0.0.1:{port}"), KEY).expect_err("legacy refused");
+        let (_peer, address) = python_listener(&python);
+        let err = Client::connect(&address, KEY).expect_err("legacy refused");
         assert!(
             matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
             "{err}"
