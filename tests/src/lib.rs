@@ -662,6 +662,96 @@ pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, contents: &str) -> PathBu
     path
 }
 
+/// The seed's fixed port, `localhost:6000`.
+pub const SEED_PORT: u16 = 6000;
+
+/// Holds port 6000 for one test at a time: the tests that run the seed's
+/// programs (or the README's commands) as written, on the seed's fixed
+/// port. Dropping it lets the next one in.
+#[derive(Debug)]
+pub struct SeedPort {
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Waits for the other users of port 6000 in this test process, then checks
+/// that nothing else (another program, a listener left running) has the
+/// port; panics saying which process has it and how to stop it.
+pub fn seed_port() -> SeedPort {
+    static PORT: Mutex<()> = Mutex::new(());
+    let guard = lock(&PORT);
+    if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", SEED_PORT)) {
+        let holder = match listening_process(SEED_PORT) {
+            Some((pid, command)) => format!(
+                "process {pid} ({command}) is listening on it: stop it (`kill {pid}`) and run the tests again"
+            ),
+            None => format!(
+                "find what listens on it with `ss -ltnp 'sport = :{SEED_PORT}'` and stop it"
+            ),
+        };
+        panic!(
+            "port {SEED_PORT} is busy ({e}): this test runs the seed's programs as written, \
+             and they use localhost:{SEED_PORT}; {holder}"
+        );
+    }
+    SeedPort { _guard: guard }
+}
+
+/// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its id
+/// and command line. `None` if it cannot be told (another user's process).
+pub fn listening_process(port: u16) -> Option<(u32, String)> {
+    const LISTEN: &str = "0A";
+    let wanted = format!(":{port:04X}");
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = fields.get(1)?;
+                    (local.ends_with(&wanted) && fields.get(3) == Some(&LISTEN))
+                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))
+                        .flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sockets: Vec<String> = inodes
+        .iter()
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = process.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            if sockets
+                .iter()
+                .any(|socket| target.as_os_str() == socket.as_str())
+            {
+                let command = std::fs::read(process.path().join("cmdline"))
+                    .map(|bytes| {
+                        String::from_utf8_lossy(&bytes)
+                            .split('\0')
+                            .filter(|arg| !arg.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                return Some((pid, command));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,5 +787,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write_file(dir.path(), "all.csv", "h\n1\n2\n3\n\n");
         assert_eq!(split_csv(&path, 2), ["h\n1\n2\n", "h\n3\n"]);
+    }
+
+    #[test]
+    fn names_the_process_listening_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (pid, command) = listening_process(port).expect("this process listens");
+        assert_eq!(pid, std::process::id());
+        assert!(!command.is_empty());
     }
 }

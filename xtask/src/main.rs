@@ -6,11 +6,14 @@
 //! - `bench`: iris against CPython's multiprocessing.connection, side by
 //!   side (see `bench.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
+//! - `test`: the test suite, with the CPython interpreters it needs, ending
+//!   with what was covered (see `test.rs`).
 
 mod bench;
 mod demo;
 mod fuzz;
 mod process;
+mod test;
 
 use std::process::ExitCode;
 
@@ -18,6 +21,10 @@ const USAGE: &str = "\
 usage: cargo xtask TASK
 
 tasks:
+  test    [CARGO TEST ARGS...]
+          cargo test --workspace with CPython 3.11, 3.12.1 and 3.13.0 (installed
+          with pyenv or uv when missing; a missing one fails the run), ending
+          with what was covered; IRIS_SKIP_INTEROP=1 skips interop on purpose
   demo    build iris-listener and iris-client, start a listener, send
           data/iris.csv from three clients at once, and check the results
   bench   [--quick] [--only NAME[,NAME...]] [--save]
@@ -33,6 +40,7 @@ fn main() -> ExitCode {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
+        Some("test") => test::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),

@@ -4,10 +4,11 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread;
 
 use iris_model::{PyFloatBuffer, PyRepr, load_csv, py_repr, write_area_line};
+use iris_testkit::Python;
 
 /// Reads one u64 bit pattern per line and prints `repr` of that double, so
 /// the values reach Python bit-exactly (NaN payloads and -0.0 included).
@@ -116,14 +117,15 @@ fn sample_values() -> Vec<f64> {
     values
 }
 
-fn cpython_reprs(python: &Path, values: &[f64]) -> Vec<String> {
-    let mut child = Command::new(python)
+fn cpython_reprs(python: &Python, values: &[f64]) -> Vec<String> {
+    let mut child = python
+        .command()
         .args(["-I", "-c", REPR_SCRIPT])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.path.display()));
     let input: String = values
         .iter()
         .map(|v| format!("{}\n", v.to_bits()))
@@ -136,7 +138,7 @@ fn cpython_reprs(python: &Path, values: &[f64]) -> Vec<String> {
     assert!(
         output.status.success(),
         "{} failed ({}): {}",
-        python.display(),
+        python.path.display(),
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
@@ -151,11 +153,11 @@ fn cpython_reprs(python: &Path, values: &[f64]) -> Vec<String> {
 fn py_repr_matches_cpython() {
     let values = sample_values();
     for python in iris_testkit::pythons("py_repr_matches_cpython") {
-        check_against(&python.path, &values);
+        check_against(&python, &values);
     }
 }
 
-fn check_against(python: &Path, values: &[f64]) {
+fn check_against(python: &Python, values: &[f64]) {
     let expected = cpython_reprs(python, values);
     assert_eq!(
         expected.len(),
@@ -190,6 +192,6 @@ fn check_against(python: &Path, values: &[f64]) {
     eprintln!(
         "{} values match the repr of {}",
         values.len(),
-        python.display()
+        python.path.display()
     );
 }

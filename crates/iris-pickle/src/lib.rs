@@ -24,7 +24,7 @@
 //! use iris_pickle::{Limits, Value, decode};
 //!
 //! // pickle.dumps(pickle.dumps(Iris(5.1, 3.5, 1.4, 0.2, 'setosa'))), as sent by
-//! // /work/shared/seed/python/multiprocessing-client.py (CPython 3.11).
+//! // the seed's tests/seed/multiprocessing-client.py (CPython 3.11).
 //! let frame: &[u8] = b"\x80\x04\x95\x99\x00\x00\x00\x00\x00\x00\x00C\x95\
 //!     \x80\x04\x95\x8a\x00\x00\x00\x00\x00\x00\x00\x8c\x04iris\x94\x8c\x04Iris\x94\x93\x94)\
 //!     \x81\x94}\x94(\x8c\x0csepal_length\x94G@\x14ffffff\x8c\x0bsepal_width\x94\

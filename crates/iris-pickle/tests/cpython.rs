@@ -1,6 +1,6 @@
-//! Tests against real CPython interpreters: `python3` on PATH and pyenv's
-//! 3.12 and 3.13 when present (set `IRIS_REQUIRE_PYTHON=1` to make a missing
-//! one a failure instead of a skip).
+//! Tests against real CPython interpreters: 3.11 (`python3`), 3.12.1 and
+//! 3.13.0, found by `iris_testkit` (`cargo xtask test` makes a missing one a
+//! failure instead of a skip).
 
 #![allow(clippy::unwrap_used)]
 
@@ -189,7 +189,7 @@ fn assert_same(got: &Value, want: &Value, context: &str) {
 #[test]
 fn decodes_what_cpython_pickles_with_every_protocol() {
     let limits = Limits::default().allow_class("Iris");
-    for python in pythons() {
+    for python in pythons("decodes_what_cpython_pickles_with_every_protocol") {
         let script = format!("{PRELUDE}\n{DECODE_SCRIPT}");
         let output = run(&python, &script, &[&seed_dir()]);
         let mut count = 0;
@@ -415,7 +415,7 @@ fn check_writer(python: &Python, ours: &BTreeMap<String, Vec<u8>>) {
 #[test]
 fn writer_matches_cpython_byte_for_byte() {
     let ours = our_pickles();
-    for python in pythons() {
+    for python in pythons("writer_matches_cpython_byte_for_byte") {
         check_writer(&python, &ours);
     }
 }

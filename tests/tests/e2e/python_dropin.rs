@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use iris_e2e::{KEY_ENV, ListenerProcess, Process, iris_csv, repo_root, run_client, send};
+use iris_e2e::{
+    KEY_ENV, ListenerProcess, Process, iris_csv, repo_root, run_client, seed_port, send,
+};
 use iris_testkit::{Python, pythons};
 
 /// The seed programs, copied verbatim into the repository.
@@ -44,25 +46,34 @@ fn python_process(python: &Python, name: &str, configure: impl FnOnce(&mut Comma
     Process::spawn(&format!("CPython {} {name}", python.version), command)
 }
 
+/// SHA-256 of the seed's programs as the training note has them.
+const SEED_DIGESTS: [(&str, &str); 3] = [
+    (
+        "iris.py",
+        "e9a977e287b81eb1b8322b69ad9b52e441d1c410e8914b6af8492c4142844fd8",
+    ),
+    (
+        "multiprocessing-client.py",
+        "15d699e3c660275895f008cf4bf923c093d802ec97c5507a5b355d95ffb2e847",
+    ),
+    (
+        "multiprocessing-listener.py",
+        "f04f430ca01f636faddc66e4986a32be8824307b0a4d33d8b96dd2905d729dc7",
+    ),
+];
+
 #[test]
 fn the_seed_copies_are_verbatim() {
-    let original = repo_root()
-        .join("..")
-        .join("shared")
-        .join("seed")
-        .join("python");
-    if !original.is_dir() {
-        eprintln!("skipping: {} is not on this machine", original.display());
-        return;
-    }
-    for name in [
-        "iris.py",
-        "multiprocessing-client.py",
-        "multiprocessing-listener.py",
-    ] {
-        let ours = std::fs::read(seed_dir().join(name)).expect("our copy");
-        let theirs = std::fs::read(original.join(name)).expect("the seed");
-        assert!(ours == theirs, "tests/seed/{name} differs from the seed's");
+    for (name, digest) in SEED_DIGESTS {
+        let path = seed_dir().join(name);
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let ours: String = ring::digest::digest(&ring::digest::SHA256, &bytes)
+            .as_ref()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(ours, digest, "tests/seed/{name} is not the seed's program");
     }
 }
 
@@ -70,6 +81,7 @@ fn the_seed_copies_are_verbatim() {
 /// binds a fixed port; it runs every case in turn, never in parallel.
 #[test]
 fn the_seed_programs_run_unchanged_against_iris_on_port_6000() {
+    let _port = seed_port();
     for python in pythons("the_seed_programs_run_unchanged_against_iris_on_port_6000") {
         // The seed's client → iris-listener --once.
         let mut args = vec!["--once", "--address", "localhost:6000"];

@@ -3,105 +3,34 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 /// A CPython interpreter to test against.
 pub struct Python {
-    /// What the test output calls it (`python3`, `pyenv 3.12.1`, ...).
+    /// What the test output calls it (`CPython 3.12.1`).
     pub label: String,
-    /// The executable.
-    pub path: PathBuf,
+    inner: iris_testkit::Python,
 }
 
-/// `python3` on `PATH` plus the newest pyenv 3.12.x and 3.13.x. Missing
-/// ones are reported and skipped, or fail the test when
-/// `IRIS_REQUIRE_PYTHON=1`.
-pub fn pythons() -> Vec<Python> {
-    let require = std::env::var("IRIS_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-
-    let python3 = PathBuf::from("python3");
-    if works(&python3) {
-        found.push(Python {
-            label: "python3".to_owned(),
-            path: python3,
-        });
-    } else {
-        missing.push("python3 on PATH".to_owned());
-    }
-
-    let root = pyenv_root();
-    for minor in ["3.12", "3.13"] {
-        match pyenv_version(&root, minor) {
-            Some((version, path)) if works(&path) => found.push(Python {
-                label: format!("pyenv {version}"),
-                path,
-            }),
-            _ => missing.push(format!(
-                "CPython {minor} ({}/versions/{minor}.*/bin/python)",
-                root.display()
-            )),
-        }
-    }
-
-    for what in &missing {
-        if require {
-            panic!("IRIS_REQUIRE_PYTHON=1 but {what} is not available");
-        }
-        eprintln!("skipping tests against {what}: not available");
-    }
-    found
-}
-
-fn works(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import sys; assert sys.version_info >= (3, 8)"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn pyenv_root() -> PathBuf {
-    if let Ok(out) = Command::new("pyenv").arg("root").output() {
-        if out.status.success() {
-            let root = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if !root.is_empty() {
-                return PathBuf::from(root);
-            }
-        }
-    }
-    let home = std::env::var_os("HOME").unwrap_or_default();
-    PathBuf::from(home).join(".pyenv")
-}
-
-/// The newest installed `minor.*` version under `root/versions`.
-fn pyenv_version(root: &Path, minor: &str) -> Option<(String, PathBuf)> {
-    let prefix = format!("{minor}.");
-    let mut best: Option<(u32, String)> = None;
-    for entry in std::fs::read_dir(root.join("versions")).ok()? {
-        let name = entry.ok()?.file_name().to_string_lossy().into_owned();
-        let Some(patch) = name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Ok(patch) = patch.parse::<u32>() else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(p, _)| patch > *p) {
-            best = Some((patch, name));
-        }
-    }
-    let (_, name) = best?;
-    let path = root.join("versions").join(&name).join("bin").join("python");
-    Some((name, path))
+/// The CPython peers of `iris_testkit::pythons` (3.11, 3.12.1, 3.13.0),
+/// handed to `test`: missing ones are skipped with a message, or fail the
+/// test when `IRIS_REQUIRE_PYTHON=1`.
+pub fn pythons(test: &str) -> Vec<Python> {
+    iris_testkit::pythons(test)
+        .into_iter()
+        .map(|inner| Python {
+            label: format!("CPython {}", inner.full_version),
+            inner,
+        })
+        .collect()
 }
 
 /// Runs `script` with `python -c`, passing `args`; returns stdout. Panics
 /// with stderr if the script fails.
 pub fn run(python: &Python, script: &str, args: &[&str]) -> String {
-    let out = Command::new(&python.path)
+    let out = python
+        .inner
+        .command()
         .arg("-c")
         .arg(script)
         .args(args)
@@ -116,13 +45,14 @@ pub fn run(python: &Python, script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Directory holding the seed's `iris.py`, if present (the tests fall back
-/// to an identical dataclass otherwise).
+/// Directory holding the seed's `iris.py` (the repository's verbatim copy in
+/// `tests/seed`; the tests fall back to an identical dataclass if it is
+/// missing).
 pub fn seed_dir() -> String {
     if let Ok(dir) = std::env::var("IRIS_SEED_PYTHON_DIR") {
         return dir;
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seed/python");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/seed");
     if dir.join("iris.py").is_file() {
         dir.to_string_lossy().into_owned()
     } else {
