@@ -6,12 +6,14 @@
 //! - `bench`: iris against CPython's multiprocessing.connection, side by
 //!   side (see `bench.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
+//! - `generate`: man pages and shell completions of both binaries.
 //! - `test`: the test suite, with the CPython interpreters it needs, ending
 //!   with what was covered (see `test.rs`).
 
 mod bench;
 mod demo;
 mod fuzz;
+mod generate;
 mod process;
 mod test;
 
@@ -33,6 +35,9 @@ tasks:
   fuzz [TARGET...] [--seconds N]
           run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
           installing cargo-fuzz if needed; needs the nightly toolchain
+  generate [DIR]
+          man pages and bash/zsh/fish/elvish/powershell completions of both
+          binaries, written to DIR (default target/generated)
   help    show this message";
 
 fn main() -> ExitCode {
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("generate") => generate::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,5 +1,6 @@
 //! What the `iris-listener` and `iris-client` binaries share: the flags both
-//! take, how the authkey is loaded, logging, and the frames Python programs
+//! take, how the authkey is loaded, logging, hints that name their flags,
+//! completions and man pages ([`generate`]), and the frames Python programs
 //! send ([`python`]).
 //!
 //! ```
@@ -19,6 +20,7 @@
 //! ```
 
 mod authkey;
+pub mod generate;
 mod logging;
 pub mod python;
 
@@ -72,6 +74,38 @@ impl ConnectionArgs {
     }
 }
 
+/// What a user of the programs can do about `error`, in terms of their
+/// flags (the library's messages name no flag), to append to its message.
+///
+/// ```
+/// use iris_wire::{AuthError, Error};
+///
+/// let error = Error::Authentication(AuthError::LegacyMd5Disabled);
+/// assert_eq!(iris_app::with_hint(&error), format!("{error}: pass --allow-legacy-md5 to enable it"));
+/// ```
+pub fn hint(error: &iris_wire::Error) -> Option<&'static str> {
+    use iris_wire::{AuthError, Error};
+    match error {
+        Error::Authentication(AuthError::LegacyMd5Disabled) => {
+            Some("pass --allow-legacy-md5 to enable it")
+        }
+        Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => Some(
+            "another program listens there (an iris-listener still running?): stop it, or \
+             listen elsewhere: another port, or --address localhost:0 for any free one \
+             (--address-file PATH tells which)",
+        ),
+        _ => None,
+    }
+}
+
+/// `error`'s message followed by its [`hint`], if it has one.
+pub fn with_hint(error: &iris_wire::Error) -> String {
+    match hint(error) {
+        Some(hint) => format!("{error}: {hint}"),
+        None => error.to_string(),
+    }
+}
+
 /// Parses a positive, finite number of seconds.
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -85,6 +119,26 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_in_use_says_what_to_do() {
+        let error = iris_wire::Error::Bind {
+            address: "localhost:6000".into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        let message = with_hint(&error);
+        assert!(
+            message.starts_with("cannot listen on localhost:6000: "),
+            "{message}"
+        );
+        assert!(message.contains("--address localhost:0"), "{message}");
+        assert!(message.contains("stop it"), "{message}");
+        let refused = iris_wire::Error::Bind {
+            address: "localhost:6000".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(hint(&refused), None);
+    }
 
     #[test]
     fn seconds_must_be_positive_and_finite() {

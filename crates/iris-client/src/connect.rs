@@ -42,6 +42,11 @@ impl<'a> Target<'a> {
                 let error = match error {
                     // Its message already reads "cannot connect to ADDR: ...".
                     iris_wire::Error::Connect { .. } => anyhow::Error::new(error),
+                    // The library's message names no flag; the hint does.
+                    other if iris_app::hint(&other).is_some() => {
+                        anyhow::Error::msg(iris_app::with_hint(&other))
+                            .context(format!("cannot connect to {address}"))
+                    }
                     other => {
                         anyhow::Error::new(other).context(format!("cannot connect to {address}"))
                     }

@@ -117,6 +117,9 @@ struct PingArgs {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = iris_app::generate::from_args(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     // Usage errors exit here with clap's own code 2 (and --help with 0).
     let cli = Cli::parse();
     iris_app::init_logging(cli.verbosity);

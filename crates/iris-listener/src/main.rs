@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use iris_app::{ConnectionArgs, Verbosity, init_logging, parse_seconds};
-use iris_wire::{DEFAULT_MAX_FRAME, Listener};
+use iris_wire::{Address, DEFAULT_MAX_FRAME, Listener};
 use signal_hook::iterator::Signals;
 
 use crate::output::{Format, Output};
@@ -66,10 +66,27 @@ The authkey comes from the IRIS_AUTHKEY environment variable or --authkey-file.
 
 On SIGINT or SIGTERM the listener stops accepting, lets open connections
 finish (up to --shutdown-timeout), prints a summary line to stderr and exits 0.
-A second signal exits at once.";
+A second signal exits at once.
+
+Exit codes:
+  0  stopped by SIGINT or SIGTERM, or --once and its connection succeeded
+  1  cannot start (no authkey, address in use, ...), the --once connection
+     failed, or a second signal
+  2  usage error: bad flags or flag values, including an unparsable --address";
+
+/// Exit code of a usage error, as clap's own and the client's.
+const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    if let Some(code) = iris_app::generate::from_args(Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
+    // A usage error like clap's own, before anything starts.
+    if let Err(e) = cli.connection.address.parse::<Address>() {
+        eprintln!("error: {e}");
+        return ExitCode::from(USAGE);
+    }
     init_logging(cli.verbosity);
     match run(&cli) {
         Ok(code) => code,
@@ -90,7 +107,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .wire_options()
         .max_frame(cli.max_frame)
         .write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
-    let listener = Listener::bind_with(&cli.connection.address, &authkey, options)?;
+    let listener = Listener::bind_with(&cli.connection.address, &authkey, options)
+        .map_err(|e| anyhow::anyhow!(iris_app::with_hint(&e)))?;
     let address = listener.local_addr().to_string();
     if let Some(path) = &cli.address_file {
         write_atomically(path, &format!("{address}\n"))
@@ -169,7 +187,6 @@ fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -304,6 +304,7 @@ struct Rejection {
 impl Rejection {
     fn log(&self) {
         let Rejection { id, peer, error } = self;
+        let error = iris_app::with_hint(error);
         tracing::warn!("connection {id} from {peer} rejected: {error}");
     }
 }

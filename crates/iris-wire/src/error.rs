@@ -84,7 +84,8 @@ pub enum AuthError {
     /// a different authkey.
     Rejected,
     /// The peer speaks the legacy HMAC-MD5 handshake (CPython 3.11 and older)
-    /// and legacy MD5 is not enabled.
+    /// and legacy MD5 is not enabled ([`Options::legacy_md5`](crate::Options::legacy_md5)).
+    /// The message names no option: programs add how their users enable it.
     LegacyMd5Disabled,
     /// The peer asked for a digest this library does not implement.
     UnsupportedDigest(String),
@@ -147,7 +148,7 @@ impl fmt::Display for AuthError {
                 "the peer rejected our digest: it uses a different authkey",
             ),
             AuthError::LegacyMd5Disabled => f.write_str(
-                "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older; enable legacy MD5 (Options::legacy_md5, or --allow-legacy-md5) to talk to it, or upgrade the peer to CPython 3.12 or newer",
+                "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older, which is not enabled here; enable legacy MD5 to talk to it, or upgrade the peer to CPython 3.12 or newer",
             ),
             AuthError::UnsupportedDigest(name) => write!(
                 f,
