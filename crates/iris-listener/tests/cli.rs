@@ -210,3 +210,76 @@ fn a_closed_stdout_ends_the_listener_quietly() {
     );
     assert!(!log.iter().any(|l| l.contains("panicked")), "{log:#?}");
 }
+
+#[test]
+fn usage_errors_exit_2_like_the_clients() {
+    for args in [
+        &["--no-such-flag"][..],
+        &["--max-connections", "0"],
+        &["--address", "nowhere"],
+    ] {
+        let output = listener()
+            .args(args)
+            .env("IRIS_AUTHKEY", KEY)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let output = listener().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("Exit codes:"), "{help}");
+    for code in ["  0  ", "  1  ", "  2  usage error"] {
+        assert!(help.contains(code), "no {code:?} in {help}");
+    }
+}
+
+#[test]
+fn an_address_in_use_says_what_to_do() {
+    let (_running, address, _stderr) = start(&[]);
+    let output = listener()
+        .args(["--address", &address])
+        .env("IRIS_AUTHKEY", KEY)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        &format!("cannot listen on {address}")[..],
+        "another port",
+        "--address localhost:0",
+        "stop it",
+    ] {
+        assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+    }
+}
+
+#[test]
+fn generates_a_man_page_and_completions() {
+    for (kind, needle) in [
+        ("man", ".TH iris-listener 1"),
+        ("complete-bash", "--allow-legacy-md5"),
+        ("complete-zsh", "--allow-legacy-md5"),
+        ("complete-fish", "allow-legacy-md5"),
+    ] {
+        let output = listener().args(["--generate", kind]).output().expect("run");
+        assert!(output.status.success(), "{kind}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(needle), "{kind}: no {needle:?}");
+    }
+    let output = listener()
+        .args(["--generate", "complete-tcsh"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+}

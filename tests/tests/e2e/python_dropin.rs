@@ -196,6 +196,34 @@ fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
     }
 }
 
+#[test]
+fn a_legacy_cpython_client_is_refused_with_the_flag_that_lets_it_in() {
+    let test = "a_legacy_cpython_client_is_refused_with_the_flag_that_lets_it_in";
+    let Some(python) = pythons(test).into_iter().find(Python::is_legacy) else {
+        return;
+    };
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let client = python_process(&python, "looped seed client", |command| {
+        command.arg(script("seed_loop.py")).args([
+            seed_dir(),
+            "client".into(),
+            port_of(listener.address()).into(),
+            iris_csv(),
+        ]);
+    })
+    .finish();
+    assert_ne!(client.code(), Some(0), "{}", client.describe());
+    let rejection = listener.wait_for_log("rejected", 1).remove(0);
+    assert!(
+        rejection.contains("legacy HMAC-MD5") && rejection.contains("--allow-legacy-md5"),
+        "the log names the flag: {rejection}"
+    );
+    assert!(
+        !rejection.contains("Options::"),
+        "the log names no library option: {rejection}"
+    );
+}
+
 /// Peak resident memory of a process, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
