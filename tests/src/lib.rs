@@ -245,6 +245,11 @@ impl Lines {
         }
     }
 
+    /// Whether the pipe has ended (the child exited or closed it).
+    pub fn ended(&self) -> bool {
+        lock(&self.state).ended
+    }
+
     /// Waits for the pipe to end (the child exited) and returns every line.
     pub fn wait_end(&self, what: &str) -> Vec<String> {
         match self.wait_for(what, |_| None::<()>) {

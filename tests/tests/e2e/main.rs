@@ -7,6 +7,7 @@ mod concurrency;
 mod formats;
 mod python;
 mod python_dropin;
+mod readme;
 mod shutdown;
 
 /// The four measurements and the species of a flower, as `--flower` takes
