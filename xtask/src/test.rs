@@ -25,6 +25,14 @@ use crate::process::{self, Guarded};
 
 /// Runs the suite; `args` go to `cargo test` (e.g. `--locked`).
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    // Inside a run (a test that runs shell commands, say), running the whole
+    // suite again would recurse without end.
+    if std::env::var_os(INTEROP_LOG_ENV).is_some() {
+        bail!(
+            "{INTEROP_LOG_ENV} is set: `cargo xtask test` is already running; \
+             not running it inside itself"
+        );
+    }
     process::kill_children_on_interrupt()?;
     let root = process::workspace_root();
     let skip = iris_testkit::interop_skipped();
