@@ -53,7 +53,8 @@ pub struct ConnectionArgs {
     #[arg(long, global = true)]
     pub allow_legacy_md5: bool,
 
-    /// Seconds a peer gets to connect and authenticate.
+    /// Seconds the whole handshake may take, connecting included: a deadline,
+    /// not a limit per read, so a peer that trickles bytes is cut off too.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds, global = true)]
     pub handshake_timeout: f64,
 }

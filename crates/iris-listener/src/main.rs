@@ -2,6 +2,7 @@
 //! area, as the seed's Python listener does, for many clients at once.
 
 mod decode;
+mod log_budget;
 mod output;
 mod server;
 mod session;
@@ -28,9 +29,16 @@ struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
 
-    /// Connections served at once; more are refused.
+    /// Authenticated connections served at once; more are refused.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+
+    /// Handshakes in progress at once, apart from --max-connections, so that
+    /// peers without the key cannot take the slots of those with it; more
+    /// connections wait in the kernel's backlog until one ends (each within
+    /// --handshake-timeout).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_handshakes: u32,
 
     /// Largest message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
@@ -100,6 +108,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     let config = Config {
         max_connections: cli.max_connections as usize,
+        max_handshakes: cli.max_handshakes as usize,
         once: cli.once,
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
     };

@@ -1,7 +1,7 @@
 //! An authenticated connection: buffered framing over a socket.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -63,6 +63,10 @@ pub struct Connection {
     max_frame: u64,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// While authenticating: when the whole handshake must be over. Every
+    /// read and write gets only the time left, so a peer that trickles
+    /// bytes cannot stretch the handshake past it.
+    deadline: Option<Instant>,
     peer: Address,
 }
 
@@ -78,6 +82,7 @@ impl Connection {
             max_frame: options.get_max_frame(),
             read_timeout: options.get_read_timeout(),
             write_timeout: options.get_write_timeout(),
+            deadline: None,
             peer,
         }
     }
@@ -87,16 +92,41 @@ impl Connection {
         self.stream.write_all(bytes).map_err(Error::Io)
     }
 
-    /// Runs `handshake` to completion over this connection, within `timeout`.
+    /// Runs `handshake` to completion over this connection before
+    /// `deadline` (`None`: no limit). `timeout` is the limit as configured,
+    /// for the error message. Every frame from the peer passes `screen`
+    /// before the handshake sees it.
     pub(crate) fn authenticate(
         mut self,
-        mut handshake: Handshake,
+        handshake: Handshake,
+        deadline: Option<Instant>,
         timeout: Option<Duration>,
+        screen: &dyn Fn(&[u8]) -> Result<(), AuthError>,
     ) -> Result<Connection, Error> {
+        self.deadline = deadline;
+        let result = self.run_handshake(handshake, screen);
+        self.deadline = None;
+        match result {
+            Ok(()) => {}
+            Err(Error::Timeout { .. }) => {
+                return Err(Error::HandshakeTimeout {
+                    limit: timeout.unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
         self.stream
-            .set_read_timeout(timeout)
-            .and_then(|()| self.stream.set_write_timeout(timeout))
+            .set_read_timeout(self.read_timeout)
+            .and_then(|()| self.stream.set_write_timeout(self.write_timeout))
             .map_err(Error::Io)?;
+        Ok(self)
+    }
+
+    fn run_handshake(
+        &mut self,
+        mut handshake: Handshake,
+        screen: &dyn Fn(&[u8]) -> Result<(), AuthError>,
+    ) -> Result<(), Error> {
         loop {
             self.write_buf.extend(handshake.take_outgoing());
             if handshake.is_complete() {
@@ -130,7 +160,8 @@ impl Connection {
                 }
                 Err(other) => return Err(other),
             };
-            if let Err(reason) = handshake.receive(self.payload(location)) {
+            let frame = self.payload(location);
+            if let Err(reason) = screen(frame).and_then(|()| handshake.receive(frame)) {
                 // Tell the peer why it is being dropped, if it still listens.
                 self.write_buf.extend(handshake.take_outgoing());
                 let _ = self.flush();
@@ -139,12 +170,24 @@ impl Connection {
         }
         // The last verdict goes out now: a CPython listener's accept() waits
         // for it before the application can do anything.
-        self.flush()?;
-        self.stream
-            .set_read_timeout(self.read_timeout)
-            .and_then(|()| self.stream.set_write_timeout(self.write_timeout))
-            .map_err(Error::Io)?;
-        Ok(self)
+        self.flush()
+    }
+
+    /// Before a read or write while authenticating: gives the socket only
+    /// the time left before the deadline, or fails if none is left.
+    fn arm_deadline(&self, write: bool) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        if write {
+            self.stream.set_write_timeout(Some(left))
+        } else {
+            self.stream.set_read_timeout(Some(left))
+        }
     }
 
     /// The peer's address (for a Unix socket, usually an empty path).
@@ -207,7 +250,9 @@ impl Connection {
         if self.write_buf.is_empty() {
             return Ok(());
         }
-        let result = self.stream.write_all(&self.write_buf);
+        let result = self
+            .arm_deadline(true)
+            .and_then(|()| self.stream.write_all(&self.write_buf));
         self.write_buf.clear();
         result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))
     }
@@ -437,7 +482,9 @@ impl Connection {
     /// may be waiting for what we queued before it answers.
     fn fill(&mut self) -> io::Result<usize> {
         if !self.write_buf.is_empty() {
-            let result = self.stream.write_all(&self.write_buf);
+            let result = self
+                .arm_deadline(true)
+                .and_then(|()| self.stream.write_all(&self.write_buf));
             self.write_buf.clear();
             result?;
         }
@@ -446,6 +493,7 @@ impl Connection {
             self.read_end = 0;
         }
         loop {
+            self.arm_deadline(false)?;
             match self.stream.read(&mut self.read_buf[self.read_end..]) {
                 Ok(n) => {
                     self.read_end += n;

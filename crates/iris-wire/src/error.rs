@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 /// Everything that can go wrong while connecting, authenticating, sending or
 /// receiving.
@@ -65,6 +66,13 @@ pub enum Error {
         /// What we were waiting for.
         waiting_for: &'static str,
     },
+    /// The handshake did not complete within the handshake timeout. The
+    /// limit is a deadline for the whole handshake, not for each read: a
+    /// peer that trickles bytes is cut off at it too.
+    HandshakeTimeout {
+        /// The configured handshake timeout.
+        limit: Duration,
+    },
     /// A received payload could not be decoded into the requested type.
     Decode(postcard::Error),
     /// A value could not be encoded.
@@ -90,6 +98,11 @@ pub enum AuthError {
     UnsupportedDigest(String),
     /// The peer closed the connection during the handshake.
     PeerClosed,
+    /// The peer posed, as its challenge, a challenge that one of this
+    /// process's own clients issued in a handshake still under way: a fake
+    /// listener trying to get one client's answer to use on another
+    /// connection (a reflection attack). It is not answered.
+    ReflectedChallenge,
     /// The peer sent something that is not part of the handshake.
     Protocol(String),
 }
@@ -124,6 +137,11 @@ impl fmt::Display for Error {
             Error::Timeout { waiting_for } => {
                 write!(f, "timed out waiting for {waiting_for}")
             }
+            Error::HandshakeTimeout { limit } => write!(
+                f,
+                "the handshake did not complete within {:.1} s: the peer is too slow, does not speak this protocol, or is a listener too busy to answer; try again, or raise the handshake timeout",
+                limit.as_secs_f64()
+            ),
             Error::Decode(source) => write!(f, "cannot decode the received message: {source}"),
             Error::Encode(source) => write!(f, "cannot encode the message: {source}"),
             Error::Io(source) => write!(f, "connection error: {source}"),
@@ -151,10 +169,13 @@ impl fmt::Display for AuthError {
             ),
             AuthError::UnsupportedDigest(name) => write!(
                 f,
-                "the peer asked for digest {name:?}; supported are sha256, sha384, sha512 (and md5 with legacy MD5 enabled)"
+                "the peer asked for digest {name:?}; supported are sha256 and sha384 (and md5 with legacy MD5 enabled)"
             ),
             AuthError::PeerClosed => f.write_str(
                 "the peer closed the connection during the handshake: it may be at its connection limit, use a different authkey, require legacy MD5, or not speak this protocol",
+            ),
+            AuthError::ReflectedChallenge => f.write_str(
+                "the peer sent back a challenge that this process issued itself, which only a listener without the authkey trying a reflection attack does; not answering it. Check that the address is the listener you mean",
             ),
             AuthError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
         }

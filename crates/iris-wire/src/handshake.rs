@@ -331,6 +331,17 @@ pub fn parse_challenge(frame: &[u8]) -> Result<Challenge<'_>, AuthError> {
     })
 }
 
+/// The nonce of a frame that is exactly a challenge in our own format,
+/// `#CHALLENGE#{sha256}<nonce>` with no mark, which is what an iris client
+/// sends; `None` for anything else. A client uses it to refuse answering a
+/// challenge that one of its own connections issued (a reflection).
+pub(crate) fn challenge_nonce(frame: &[u8]) -> Option<&[u8]> {
+    frame
+        .strip_prefix(CHALLENGE_PREFIX)?
+        .strip_prefix(SHA256_PREFIX)
+        .filter(|nonce| nonce.len() == NONCE_LEN)
+}
+
 /// A digest CPython may name in a `{digest}` prefix that we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Digest {

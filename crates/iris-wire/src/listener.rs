@@ -9,6 +9,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -46,7 +47,9 @@ pub struct Listener {
 pub struct Incoming {
     connection: Connection,
     handshake: Handshake,
-    timeout: Option<std::time::Duration>,
+    /// When the handshake must be over, counted from the accept.
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
 }
 
 impl Listener {
@@ -135,6 +138,8 @@ impl Listener {
         self.rng
             .fill(&mut nonce)
             .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+        let timeout = self.options.get_handshake_timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
         let mut connection = Connection::new(stream, peer, &self.options);
         let mut handshake = Handshake::listener(&self.key, nonce, self.options.get_legacy_md5());
         // The challenge leaves now, from the accepting thread, so that the
@@ -146,7 +151,8 @@ impl Listener {
         Ok(Incoming {
             connection,
             handshake,
-            timeout: self.options.get_handshake_timeout(),
+            deadline,
+            timeout,
         })
     }
 }
@@ -167,9 +173,13 @@ impl Incoming {
     }
 
     /// Completes the mutual authentication (the challenge went out when the
-    /// connection was accepted), within the handshake timeout.
+    /// connection was accepted). The handshake timeout is a deadline counted
+    /// from the accept: time spent before this call counts too, and a peer
+    /// that trickles its bytes is cut off at it all the same
+    /// ([`Error::HandshakeTimeout`]).
     pub fn authenticate(self) -> Result<Connection, Error> {
-        self.connection.authenticate(self.handshake, self.timeout)
+        self.connection
+            .authenticate(self.handshake, self.deadline, self.timeout, &|_| Ok(()))
     }
 }
 
