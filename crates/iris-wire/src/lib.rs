@@ -43,7 +43,15 @@
 //!   from the OS, verified in constant time); the key never crosses the wire.
 //!   An empty key is refused rather than meaning "no authentication".
 //! - Nothing the peer sends is decoded before both sides are authenticated;
-//!   handshake frames are capped at 256 bytes and bounded in time.
+//!   handshake frames are capped at 256 bytes.
+//! - The handshake timeout ([`Options::handshake_timeout`]) is a deadline for
+//!   the whole handshake, not a timeout per read: every read and write gets
+//!   only the time left ([`Error::HandshakeTimeout`] when it runs out), so a
+//!   peer that trickles bytes cannot hold a listener's thread, or a client,
+//!   past it. On the listener it counts from the accept.
+//! - A client never answers a challenge that one of its own handshakes in
+//!   the same process issued ([`AuthError::ReflectedChallenge`]), so a fake
+//!   listener cannot relay one client's challenge to another.
 //! - After authentication, a frame longer than the configured maximum (64 MiB
 //!   by default) is refused from its header, before anything is allocated, and
 //!   a long frame's memory grows only as its bytes actually arrive.

@@ -58,7 +58,10 @@ impl Options {
         self
     }
 
-    /// How long connecting and the handshake may take; `None` waits forever.
+    /// The deadline for the whole handshake, connecting included on the
+    /// client, counted from the accept on the listener; `None` waits forever.
+    /// Each read and write gets only the time left, so a peer that trickles
+    /// its bytes is cut off at the deadline like a silent one.
     pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handshake_timeout = timeout.filter(|t| !t.is_zero());
         self
