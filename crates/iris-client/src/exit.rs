@@ -77,7 +77,7 @@ pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
         }
         // The library reports a peer that closes or talks nonsense during the
         // handshake as Authentication, so those land here too.
-        E::Authentication(_) | E::BadLength { .. } | E::FrameTooLarge { .. } => AUTH_FAILED,
+        E::Authentication(_) | E::Frame(_) => AUTH_FAILED,
         _ => OTHER,
     }
 }
@@ -115,7 +115,10 @@ mod tests {
                 AUTH_FAILED,
             ),
             (Error::Authentication(AuthError::PeerClosed), AUTH_FAILED),
-            (Error::BadLength { header: -7 }, AUTH_FAILED),
+            (
+                Error::Frame(iris_wire::frame::FrameError::BadLength { header: -7 }),
+                AUTH_FAILED,
+            ),
             (
                 Error::InvalidAddress {
                     address: "nowhere".into(),

@@ -7,9 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, fresh_nonce};
 use crate::handshake::{AuthKey, Handshake, NONCE_LEN, challenge_nonce};
 use crate::stream::Stream;
 use crate::{Address, AuthError, Error, Options};
@@ -61,13 +61,10 @@ impl Client {
                 });
             }
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+        let nonce = fresh_nonce(&SystemRandom::new())?;
         let handshake = Handshake::client(&key, nonce, options.get_legacy_md5());
         let _outstanding = OutstandingChallenge::register(nonce);
-        Connection::new(stream, parsed, options).authenticate(
+        Connection::new(stream, Some(parsed), options).run_authentication(
             handshake,
             deadline,
             timeout,
@@ -92,10 +89,10 @@ fn outstanding() -> MutexGuard<'static, Vec<[u8; NONCE_LEN]>> {
 }
 
 /// Lists a client's challenge nonce in [`OUTSTANDING`] while it lives.
-struct OutstandingChallenge([u8; NONCE_LEN]);
+pub(crate) struct OutstandingChallenge([u8; NONCE_LEN]);
 
 impl OutstandingChallenge {
-    fn register(nonce: [u8; NONCE_LEN]) -> Self {
+    pub(crate) fn register(nonce: [u8; NONCE_LEN]) -> Self {
         outstanding().push(nonce);
         OutstandingChallenge(nonce)
     }
@@ -111,7 +108,7 @@ impl Drop for OutstandingChallenge {
 }
 
 /// Refuses a challenge frame that carries one of our own outstanding nonces.
-fn refuse_reflected_challenges(frame: &[u8]) -> Result<(), AuthError> {
+pub(crate) fn refuse_reflected_challenges(frame: &[u8]) -> Result<(), AuthError> {
     match challenge_nonce(frame) {
         Some(nonce) if outstanding().iter().any(|ours| ours[..] == *nonce) => {
             Err(AuthError::ReflectedChallenge)

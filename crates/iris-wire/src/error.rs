@@ -4,6 +4,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::codec::CodecError;
+use crate::frame::FrameError;
+
 /// Everything that can go wrong while connecting, authenticating, sending or
 /// receiving.
 ///
@@ -39,26 +42,10 @@ pub enum Error {
     },
     /// The mutual authentication failed; the connection is closed.
     Authentication(AuthError),
-    /// The peer announced a frame longer than the configured maximum. The
-    /// frame was not read and the connection cannot be used further.
-    FrameTooLarge {
-        /// The announced payload length.
-        len: u64,
-        /// The configured maximum.
-        max: u64,
-    },
-    /// The peer sent a negative frame length other than the `-1` escape.
-    BadLength {
-        /// The 4-byte header, as a signed integer.
-        header: i32,
-    },
-    /// The peer closed the connection in the middle of a frame.
-    Truncated {
-        /// How many bytes the frame (header included) should have had.
-        expected: u64,
-        /// How many of them arrived.
-        received: u64,
-    },
+    /// The peer's bytes are not valid frames (a length over the limit, a
+    /// bad length, a stream that ended inside a frame); the connection
+    /// cannot be used further.
+    Frame(FrameError),
     /// The peer closed the connection cleanly, between two frames.
     Closed,
     /// The peer did not send anything within the configured time.
@@ -74,9 +61,9 @@ pub enum Error {
         limit: Duration,
     },
     /// A received payload could not be decoded into the requested type.
-    Decode(postcard::Error),
+    Decode(CodecError),
     /// A value could not be encoded.
-    Encode(postcard::Error),
+    Encode(CodecError),
     /// Any other I/O error on the connection.
     Io(io::Error),
 }
@@ -121,18 +108,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot connect to {address}: {source}")
             }
             Error::Authentication(reason) => write!(f, "authentication failed: {reason}"),
-            Error::FrameTooLarge { len, max } => write!(
-                f,
-                "the peer announced a frame of {len} bytes, over the limit of {max} bytes; raise the maximum frame size if such frames are expected"
-            ),
-            Error::BadLength { header } => write!(
-                f,
-                "the peer sent an invalid frame length {header}: it does not speak the multiprocessing.connection protocol"
-            ),
-            Error::Truncated { expected, received } => write!(
-                f,
-                "the peer closed the connection in the middle of a frame ({received} of {expected} bytes received)"
-            ),
+            Error::Frame(e) => e.fmt(f),
             Error::Closed => f.write_str("the peer closed the connection"),
             Error::Timeout { waiting_for } => {
                 write!(f, "timed out waiting for {waiting_for}")
@@ -183,6 +159,12 @@ impl fmt::Display for AuthError {
 }
 
 impl std::error::Error for AuthError {}
+
+impl From<FrameError> for Error {
+    fn from(error: FrameError) -> Self {
+        Error::Frame(error)
+    }
+}
 
 impl From<AuthError> for Error {
     fn from(reason: AuthError) -> Self {

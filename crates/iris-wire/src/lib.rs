@@ -67,6 +67,7 @@
 
 mod address;
 mod client;
+mod codec;
 mod connection;
 mod error;
 pub mod frame;
@@ -77,7 +78,9 @@ mod stream;
 
 pub use address::Address;
 pub use client::Client;
+pub use codec::CodecError;
 pub use connection::Connection;
 pub use error::{AuthError, Error};
 pub use listener::{Incoming, Listener};
 pub use options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, Options};
+pub use stream::{Stream, Transport};

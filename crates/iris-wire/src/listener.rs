@@ -11,10 +11,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
-use crate::connection::Connection;
-use crate::handshake::{AuthKey, Handshake, NONCE_LEN};
+use crate::connection::{Connection, fresh_nonce};
+use crate::handshake::{AuthKey, Handshake};
 use crate::stream::Stream;
 use crate::{Address, Error, Options};
 
@@ -46,6 +46,7 @@ pub struct Listener {
 #[derive(Debug)]
 pub struct Incoming {
     connection: Connection,
+    peer: Address,
     handshake: Handshake,
     /// When the handshake must be over, counted from the accept.
     deadline: Option<Instant>,
@@ -134,13 +135,10 @@ impl Listener {
                 (Stream::Unix(stream), self.local.clone())
             }
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng
-            .fill(&mut nonce)
-            .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+        let nonce = fresh_nonce(&self.rng)?;
         let timeout = self.options.get_handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut connection = Connection::new(stream, peer, &self.options);
+        let mut connection = Connection::new(stream, Some(peer.clone()), &self.options);
         let mut handshake = Handshake::listener(&self.key, nonce, self.options.get_legacy_md5());
         // The challenge leaves now, from the accepting thread, so that the
         // client's first round trip overlaps whatever the caller does before
@@ -150,6 +148,7 @@ impl Listener {
         let _ = connection.write_now(&handshake.take_outgoing());
         Ok(Incoming {
             connection,
+            peer,
             handshake,
             deadline,
             timeout,
@@ -169,7 +168,7 @@ impl Drop for Listener {
 impl Incoming {
     /// The peer's address.
     pub fn peer_addr(&self) -> &Address {
-        self.connection.peer_addr()
+        &self.peer
     }
 
     /// Completes the mutual authentication (the challenge went out when the
@@ -179,7 +178,7 @@ impl Incoming {
     /// ([`Error::HandshakeTimeout`]).
     pub fn authenticate(self) -> Result<Connection, Error> {
         self.connection
-            .authenticate(self.handshake, self.deadline, self.timeout, &|_| Ok(()))
+            .run_authentication(self.handshake, self.deadline, self.timeout, &|_| Ok(()))
     }
 }
 
