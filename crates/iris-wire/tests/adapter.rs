@@ -361,7 +361,10 @@ fn a_huge_length_is_refused() {
 #[test]
 fn a_negative_length_is_refused() {
     let err = listener_error_after_sending(&(-2i32).to_be_bytes());
-    assert!(matches!(err, Error::Frame(FrameError::BadLength { header: -2 })), "{err}");
+    assert!(
+        matches!(err, Error::Frame(FrameError::BadLength { header: -2 })),
+        "{err}"
+    );
 }
 
 #[test]
