@@ -88,6 +88,39 @@ pub(crate) fn fresh_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], Error> 
     Ok(nonce)
 }
 
+/// How a failed read looks during the handshake: a peer that hangs up,
+/// cleanly or not, has simply gone; an oversized frame breaks the protocol.
+pub(crate) fn handshake_read_error(error: Error) -> Error {
+    match error {
+        Error::Closed | Error::Frame(FrameError::Truncated { .. }) => AuthError::PeerClosed.into(),
+        // A peer that drops the connection with our bytes unread resets it:
+        // the same story as a clean close.
+        Error::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            AuthError::PeerClosed.into()
+        }
+        Error::Frame(FrameError::TooLarge { len, .. }) => AuthError::Protocol(format!(
+            "handshake frame of {len} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
+        ))
+        .into(),
+        other => other,
+    }
+}
+
+/// The error for a stream that ended: cleanly between frames, or inside one.
+pub(crate) fn end_of_stream_error(decoder: &FrameDecoder) -> Error {
+    match decoder.end_of_stream() {
+        Ok(()) => Error::Closed,
+        Err(truncated) => truncated.into(),
+    }
+}
+
 impl<S: Transport> Connection<S> {
     /// Authenticates over `stream`, a connection you already have (an
     /// accepted `TcpStream`, one end of a `UnixStream::pair()`, a TLS
@@ -193,31 +226,9 @@ impl<S: Transport> Connection<S> {
             // Pending output is flushed only when this read has to wait: a
             // pipelining client's challenge is often already here, and then
             // the welcome and our answer leave in one write.
-            let frame = match self.next_frame("the peer's handshake") {
-                Ok(frame) => frame,
-                Err(Error::Closed | Error::Frame(FrameError::Truncated { .. })) => {
-                    return Err(AuthError::PeerClosed.into());
-                }
-                // A peer that drops the connection with our bytes unread
-                // resets it: the same story as a clean close.
-                Err(Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    return Err(AuthError::PeerClosed.into());
-                }
-                Err(Error::Frame(FrameError::TooLarge { len, .. })) => {
-                    return Err(AuthError::Protocol(format!(
-                        "handshake frame of {len} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
-                    ))
-                    .into());
-                }
-                Err(other) => return Err(other),
-            };
+            let frame = self
+                .next_frame("the peer's handshake")
+                .map_err(handshake_read_error)?;
             let payload = self.decoder.payload(&frame);
             if let Err(reason) = screen(payload).and_then(|()| handshake.receive(payload)) {
                 // Tell the peer why it is being dropped, if it still listens.
@@ -447,12 +458,7 @@ impl<S: Transport> Connection<S> {
                 return Ok(frame);
             }
             match self.read_once() {
-                Ok(0) => {
-                    return Err(match self.decoder.end_of_stream() {
-                        Ok(()) => Error::Closed,
-                        Err(truncated) => truncated.into(),
-                    });
-                }
+                Ok(0) => return Err(end_of_stream_error(&self.decoder)),
                 Ok(_) => {}
                 Err(e) => return Err(Error::from_io(e, waiting_for)),
             }

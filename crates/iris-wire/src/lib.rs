@@ -66,6 +66,8 @@
 //!   traffic can read it: use Unix sockets or loopback, or tunnel the TCP.
 
 mod address;
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod client;
 mod codec;
 mod connection;
@@ -77,6 +79,8 @@ mod options;
 mod stream;
 
 pub use address::Address;
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncClient, AsyncConnection, AsyncListener, AsyncStream};
 pub use client::Client;
 pub use codec::CodecError;
 pub use connection::Connection;

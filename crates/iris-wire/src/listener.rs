@@ -19,7 +19,7 @@ use crate::stream::Stream;
 use crate::{Address, Error, Options};
 
 #[derive(Debug)]
-enum Socket {
+pub(crate) enum Socket {
     Tcp(TcpListener),
     #[cfg(unix)]
     Unix(UnixListener),
@@ -104,6 +104,18 @@ impl Listener {
     /// The address actually bound: with port 0, the port the system chose.
     pub fn local_addr(&self) -> &Address {
         &self.local
+    }
+
+    /// A second handle to the listening socket (for the tokio adapter),
+    /// and the key.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn share(&self) -> io::Result<(Socket, AuthKey)> {
+        let socket = match &self.socket {
+            Socket::Tcp(listener) => Socket::Tcp(listener.try_clone()?),
+            #[cfg(unix)]
+            Socket::Unix(listener) => Socket::Unix(listener.try_clone()?),
+        };
+        Ok((socket, self.key.clone()))
     }
 
     /// The options connections are accepted with.

@@ -1,57 +1,20 @@
 //! Interop with the real CPython `multiprocessing.connection`, in both roles,
 //! for every CPython this machine has (3.11, 3.12, 3.13).
 
-use std::path::Path;
 use std::thread;
 
-use iris_testkit::{ChildGuard, Python, pythons};
+use iris_testkit::{Python, pythons};
 use iris_wire::{Address, AuthError, Client, Connection, Error, Listener, Options};
 
-const KEY: &[u8] = b"My voice is my password, verify me.";
-const BIG_LEN: usize = 100 << 20;
+mod common;
 
-fn peer_script() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/wire_peer.py"
-    ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> ChildGuard {
-    let mut command = python.command();
-    command
-        .arg(peer_script())
-        .args(args)
-        .env("IRIS_TEST_AUTHKEY", hex(key));
-    ChildGuard::spawn(command)
-}
-
-/// Starts the Python peer as a listener with the right key; returns it and
-/// the address it listens on.
-fn python_listener(python: &Python) -> (ChildGuard, String) {
-    let mut peer = python_peer(python, KEY, &["listener"]);
-    let line = peer.read_line();
-    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
-    let address = format!("127.0.0.1:{port}");
-    (peer, address)
-}
-
-fn big_payload() -> Vec<u8> {
-    (0..BIG_LEN).map(|i| i as u8).collect()
-}
+use common::{BIG_LEN, KEY, assert_peer_done, big_payload, python_listener, python_peer};
 
 /// The Rust half of the conversation described in `wire_peer.py`.
 fn converse(connection: &mut Connection, python: &Python) -> Result<(), Error> {
     connection.send_bytes(b"hello from rust")?;
     let greeting = connection.recv_bytes()?;
-    assert_eq!(
-        greeting,
-        format!("hello from python {}", python.version).as_bytes()
-    );
+    assert_eq!(greeting, common::greeting(python));
     let big = connection.recv_bytes()?;
     assert_eq!(big.len(), BIG_LEN, "the 100 MiB frame arrives whole");
     assert!(big == big_payload(), "the 100 MiB frame arrives intact");
@@ -88,14 +51,7 @@ fn rust_listener_serves_cpython_clients() {
             result
         });
         assert_eq!(peer.read_line(), "AUTHENTICATED");
-        let output = peer.finish();
-        assert!(
-            output.status.success(),
-            "python failed: {}{}",
-            output.stdout,
-            output.stderr
-        );
-        assert_eq!(output.stdout.trim(), "DONE");
+        assert_peer_done(&mut peer, "DONE");
         server.join().expect("server thread").expect("conversation");
     }
 }
@@ -108,14 +64,7 @@ fn rust_client_talks_to_cpython_listeners() {
             Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
         converse(&mut connection, &python).expect("conversation");
         connection.close().expect("close");
-        let output = peer.finish();
-        assert!(
-            output.status.success(),
-            "python failed: {}{}",
-            output.stdout,
-            output.stderr
-        );
-        assert_eq!(output.stdout.trim(), "AUTHENTICATED\nDONE");
+        assert_peer_done(&mut peer, "AUTHENTICATED\nDONE");
     }
 }
 
