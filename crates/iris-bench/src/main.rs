@@ -319,7 +319,7 @@ fn bulk(mut args: Args) -> anyhow::Result<()> {
         );
     } else {
         let key = authkey()?;
-        let options = Options::new().max_frame((size as u64).max(1 << 20));
+        let options = Options::new().with_max_frame((size as u64).max(1 << 20));
         let mut connection = Client::connect_with(&address, &key, &options)?;
         let started = Instant::now();
         for _ in 0..count {
@@ -351,9 +351,9 @@ fn bulk_server(mut args: Args) -> anyhow::Result<()> {
     args.finish()?;
     let key = authkey()?;
     let listener = Listener::bind_with(
-        &format!("{host}:0"),
+        format!("{host}:0"),
         &key,
-        Options::new().max_frame(max_frame),
+        Options::new().with_max_frame(max_frame),
     )?;
     write_address_file(&address_file, &listener.local_addr().to_string())?;
     let mut connection = listener.accept()?;
@@ -446,7 +446,7 @@ fn idle(mut args: Args) -> anyhow::Result<()> {
     let legacy_md5 = args.flag("--allow-legacy-md5");
     args.finish()?;
     let key = authkey()?;
-    let options = Options::new().legacy_md5(legacy_md5);
+    let options = Options::new().with_legacy_md5(legacy_md5);
     let mut held = Vec::with_capacity(connections);
     for index in 0..connections {
         let mut connection = Client::connect_with(&address, &key, &options)

@@ -96,8 +96,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let options = cli
         .connection
         .wire_options()
-        .max_frame(cli.max_frame)
-        .write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
+        .with_max_frame(cli.max_frame)
+        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)?;
     let address = listener.local_addr().to_string();
     if let Some(path) = &cli.address_file {

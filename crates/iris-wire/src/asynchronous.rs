@@ -20,10 +20,11 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
+use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::connection::{end_of_stream_error, fresh_nonce, handshake_read_error};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
-use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role};
+use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
 use crate::listener::Socket;
 use crate::{Address, AuthError, Error, Listener, Options};
 
@@ -106,20 +107,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     pub async fn authenticate(
         stream: S,
         role: Role,
-        authkey: &AuthKey,
+        authkey: impl ToAuthKey,
         options: &Options,
     ) -> Result<AsyncConnection<S>, Error> {
+        let authkey = authkey.to_auth_key()?;
         let connection = AsyncConnection::new(stream, None, options);
-        connection.authenticate_as(role, authkey, options).await
+        connection.authenticate_as(role, &authkey, options).await
     }
 
     fn new(stream: S, peer: Option<Address>, options: &Options) -> Self {
         AsyncConnection {
             stream,
-            decoder: FrameDecoder::new(options.get_max_frame()),
+            decoder: FrameDecoder::new(options.max_frame()),
             encoder: FrameEncoder::new(),
-            read_timeout: options.get_read_timeout(),
-            write_timeout: options.get_write_timeout(),
+            read_timeout: options.read_timeout(),
+            write_timeout: options.write_timeout(),
             peer,
         }
     }
@@ -131,7 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         options: &Options,
     ) -> Result<AsyncConnection<S>, Error> {
         let nonce = fresh_nonce(&SystemRandom::new())?;
-        let legacy_md5 = options.get_legacy_md5();
+        let legacy_md5 = options.legacy_md5();
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
         let handshake = async {
@@ -148,7 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
                 }
             }
         };
-        match options.get_handshake_timeout() {
+        match options.handshake_timeout() {
             Some(limit) => tokio::time::timeout(limit, handshake)
                 .await
                 .map_err(|_| Error::HandshakeTimeout { limit })??,
@@ -369,14 +371,14 @@ pub struct AsyncListener {
 impl AsyncListener {
     /// Listens on `address` (see [`Address`]) with the default [`Options`].
     /// Must be called within a tokio runtime.
-    pub fn bind(address: &str, authkey: &[u8]) -> Result<AsyncListener, Error> {
+    pub fn bind(address: impl ToAddress, authkey: impl ToAuthKey) -> Result<AsyncListener, Error> {
         AsyncListener::bind_with(address, authkey, Options::default())
     }
 
     /// Listens on `address` with `options`, as [`Listener::bind_with`] does.
     pub fn bind_with(
-        address: &str,
-        authkey: &[u8],
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
         options: Options,
     ) -> Result<AsyncListener, Error> {
         let bound = Listener::bind_with(address, authkey, options)?;
@@ -449,26 +451,33 @@ pub struct AsyncClient;
 
 impl AsyncClient {
     /// Connects to `address` and authenticates with the default [`Options`].
-    pub async fn connect(address: &str, authkey: &[u8]) -> Result<AsyncConnection, Error> {
+    pub async fn connect(
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
+    ) -> Result<AsyncConnection, Error> {
         AsyncClient::connect_with(address, authkey, &Options::default()).await
     }
 
     /// Connects to `address` and authenticates, with `options`. The
     /// handshake timeout bounds connecting and authenticating together.
     pub async fn connect_with(
-        address: &str,
-        authkey: &[u8],
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
         options: &Options,
     ) -> Result<AsyncConnection, Error> {
-        let key = AuthKey::new(authkey)?;
-        let parsed: Address = address.parse()?;
+        let key = authkey.to_auth_key()?;
+        let parsed = address.to_address()?;
         let connect_and_authenticate = async {
-            let stream = connect(address, &parsed).await?;
+            let stream = connect(&parsed).await?;
             AsyncConnection::new(stream, Some(parsed.clone()), options)
-                .authenticate_as(Role::Client, &key, &options.clone().handshake_timeout(None))
+                .authenticate_as(
+                    Role::Client,
+                    &key,
+                    &options.clone().with_handshake_timeout(None),
+                )
                 .await
         };
-        match options.get_handshake_timeout() {
+        match options.handshake_timeout() {
             Some(limit) => tokio::time::timeout(limit, connect_and_authenticate)
                 .await
                 .map_err(|_| Error::HandshakeTimeout { limit })?,
@@ -477,9 +486,9 @@ impl AsyncClient {
     }
 }
 
-async fn connect(address: &str, parsed: &Address) -> Result<AsyncStream, Error> {
+async fn connect(parsed: &Address) -> Result<AsyncStream, Error> {
     let connect_error = |source| Error::Connect {
-        address: address.to_owned(),
+        address: parsed.to_string(),
         source,
     };
     match parsed {
@@ -514,7 +523,7 @@ async fn connect(address: &str, parsed: &Address) -> Result<AsyncStream, Error> 
             .map_err(connect_error),
         #[cfg(not(unix))]
         Address::Unix(_) => Err(Error::InvalidAddress {
-            address: address.to_owned(),
+            address: parsed.to_string(),
             reason: "Unix-domain sockets are not available on this platform",
         }),
     }

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use ring::rand::SystemRandom;
 
+use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
-use crate::handshake::{AuthKey, Handshake, NONCE_LEN, challenge_nonce};
+use crate::handshake::{Handshake, NONCE_LEN, ToAuthKey, challenge_nonce};
 use crate::stream::Stream;
 use crate::{Address, AuthError, Error, Options};
 
@@ -21,7 +22,7 @@ pub struct Client;
 impl Client {
     /// Connects to `address` (see [`Address`]) and authenticates with the
     /// default [`Options`].
-    pub fn connect(address: &str, authkey: &[u8]) -> Result<Connection, Error> {
+    pub fn connect(address: impl ToAddress, authkey: impl ToAuthKey) -> Result<Connection, Error> {
         Client::connect_with(address, authkey, &Options::default())
     }
 
@@ -32,16 +33,17 @@ impl Client {
     /// together: every connect, read and write gets only the time left, so a
     /// listener that trickles its bytes cannot hold the client past it.
     pub fn connect_with(
-        address: &str,
-        authkey: &[u8],
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
         options: &Options,
     ) -> Result<Connection, Error> {
-        let key = AuthKey::new(authkey)?;
-        let parsed: Address = address.parse()?;
-        let timeout = options.get_handshake_timeout();
+        let key = authkey.to_auth_key()?;
+        let parsed = address.to_address()?;
+        let address = parsed.to_string();
+        let timeout = options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let connect_error = |source| Error::Connect {
-            address: address.to_owned(),
+            address: address.clone(),
             source,
         };
         let stream = match &parsed {
@@ -56,13 +58,13 @@ impl Client {
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
-                    address: address.to_owned(),
+                    address,
                     reason: "Unix-domain sockets are not available on this platform",
                 });
             }
         };
         let nonce = fresh_nonce(&SystemRandom::new())?;
-        let handshake = Handshake::client(&key, nonce, options.get_legacy_md5());
+        let handshake = Handshake::client(&key, nonce, options.legacy_md5());
         let _outstanding = OutstandingChallenge::register(nonce);
         Connection::new(stream, Some(parsed), options).run_authentication(
             handshake,

@@ -11,7 +11,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
-use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role};
+use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
 use crate::stream::{Stream, Transport};
 use crate::{Address, AuthError, Error, Options};
 
@@ -134,17 +134,18 @@ impl<S: Transport> Connection<S> {
     pub fn authenticate(
         stream: S,
         role: Role,
-        authkey: &AuthKey,
+        authkey: impl ToAuthKey,
         options: &Options,
     ) -> Result<Connection<S>, Error> {
-        let timeout = options.get_handshake_timeout();
+        let authkey = authkey.to_auth_key()?;
+        let timeout = options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let nonce = fresh_nonce(&SystemRandom::new())?;
         let connection = Connection::new(stream, None, options);
-        let legacy_md5 = options.get_legacy_md5();
+        let legacy_md5 = options.legacy_md5();
         match role {
             Role::Listener => connection.run_authentication(
-                Handshake::listener(authkey, nonce, legacy_md5),
+                Handshake::listener(&authkey, nonce, legacy_md5),
                 deadline,
                 timeout,
                 &|_| Ok(()),
@@ -152,7 +153,7 @@ impl<S: Transport> Connection<S> {
             Role::Client => {
                 let _outstanding = OutstandingChallenge::register(nonce);
                 connection.run_authentication(
-                    Handshake::client(authkey, nonce, legacy_md5),
+                    Handshake::client(&authkey, nonce, legacy_md5),
                     deadline,
                     timeout,
                     &refuse_reflected_challenges,
@@ -164,10 +165,10 @@ impl<S: Transport> Connection<S> {
     pub(crate) fn new(stream: S, peer: Option<Address>, options: &Options) -> Self {
         Connection {
             stream: Some(stream),
-            decoder: FrameDecoder::new(options.get_max_frame()),
+            decoder: FrameDecoder::new(options.max_frame()),
             encoder: FrameEncoder::new(),
-            read_timeout: options.get_read_timeout(),
-            write_timeout: options.get_write_timeout(),
+            read_timeout: options.read_timeout(),
+            write_timeout: options.write_timeout(),
             deadline: None,
             peer,
         }

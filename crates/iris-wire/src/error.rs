@@ -141,7 +141,7 @@ impl fmt::Display for AuthError {
                 "the peer rejected our digest: it uses a different authkey",
             ),
             AuthError::LegacyMd5Disabled => f.write_str(
-                "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older; enable legacy MD5 (Options::legacy_md5, or --allow-legacy-md5) to talk to it, or upgrade the peer to CPython 3.12 or newer",
+                "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older; enable legacy MD5 (Options::with_legacy_md5, or --allow-legacy-md5) to talk to it, or upgrade the peer to CPython 3.12 or newer",
             ),
             AuthError::UnsupportedDigest(name) => write!(
                 f,

@@ -91,6 +91,43 @@ impl AuthKey {
     }
 }
 
+/// What the functions that take an authkey accept: the key's bytes
+/// (`&[u8]`, `b"..."`, `Vec<u8>`) or an [`AuthKey`] made beforehand.
+pub trait ToAuthKey {
+    /// The validated key (an empty one is refused).
+    fn to_auth_key(&self) -> Result<AuthKey, Error>;
+}
+
+impl ToAuthKey for AuthKey {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl ToAuthKey for [u8] {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl<const N: usize> ToAuthKey for [u8; N] {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl ToAuthKey for Vec<u8> {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl<T: ToAuthKey + ?Sized> ToAuthKey for &T {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        (**self).to_auth_key()
+    }
+}
+
 impl fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AuthKey(<redacted>)")

@@ -44,7 +44,7 @@
 //!   An empty key is refused rather than meaning "no authentication".
 //! - Nothing the peer sends is decoded before both sides are authenticated;
 //!   handshake frames are capped at 256 bytes.
-//! - The handshake timeout ([`Options::handshake_timeout`]) is a deadline for
+//! - The handshake timeout ([`Options::with_handshake_timeout`]) is a deadline for
 //!   the whole handshake, not a timeout per read: every read and write gets
 //!   only the time left ([`Error::HandshakeTimeout`] when it runs out), so a
 //!   peer that trickles bytes cannot hold a listener's thread, or a client,
@@ -57,8 +57,8 @@
 //!   a long frame's memory grows only as its bytes actually arrive.
 //! - Legacy HMAC-MD5 (CPython 3.11 and older) is off unless enabled.
 //! - After authentication nothing is bounded in time unless you ask: a server
-//!   should set [`Options::write_timeout`] (and, for request/response use,
-//!   [`Options::read_timeout`]) so that a peer that stops reading or sending
+//!   should set [`Options::with_write_timeout`] (and, for request/response use,
+//!   [`Options::with_read_timeout`]) so that a peer that stops reading or sending
 //!   cannot hold a thread forever.
 //! - Pickles are not this crate's business: it moves bytes. Never hand a
 //!   received frame to a general unpickler.
@@ -78,7 +78,7 @@ mod listener;
 mod options;
 mod stream;
 
-pub use address::Address;
+pub use address::{Address, ToAddress};
 #[cfg(feature = "tokio")]
 pub use asynchronous::{AsyncClient, AsyncConnection, AsyncListener, AsyncStream};
 pub use client::Client;

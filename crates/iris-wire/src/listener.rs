@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use ring::rand::SystemRandom;
 
+use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
-use crate::handshake::{AuthKey, Handshake};
+use crate::handshake::{AuthKey, Handshake, ToAuthKey};
 use crate::stream::Stream;
 use crate::{Address, Error, Options};
 
@@ -55,7 +56,7 @@ pub struct Incoming {
 
 impl Listener {
     /// Listens on `address` (see [`Address`]) with the default [`Options`].
-    pub fn bind(address: &str, authkey: &[u8]) -> Result<Listener, Error> {
+    pub fn bind(address: impl ToAddress, authkey: impl ToAuthKey) -> Result<Listener, Error> {
         Listener::bind_with(address, authkey, Options::default())
     }
 
@@ -65,11 +66,15 @@ impl Listener {
     /// so that `localhost:6000` accepts CPython clients (which connect over
     /// IPv4). A Unix socket path left behind by a listener that is no longer
     /// running is replaced; one that a live listener answers on is not.
-    pub fn bind_with(address: &str, authkey: &[u8], options: Options) -> Result<Listener, Error> {
-        let key = AuthKey::new(authkey)?;
-        let parsed: Address = address.parse()?;
+    pub fn bind_with(
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
+        options: Options,
+    ) -> Result<Listener, Error> {
+        let key = authkey.to_auth_key()?;
+        let parsed = address.to_address()?;
         let bind_error = |source| Error::Bind {
-            address: address.to_owned(),
+            address: parsed.to_string(),
             source,
         };
         let socket = match &parsed {
@@ -79,7 +84,7 @@ impl Listener {
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
-                    address: address.to_owned(),
+                    address: parsed.to_string(),
                     reason: "Unix-domain sockets are not available on this platform",
                 });
             }
@@ -148,10 +153,10 @@ impl Listener {
             }
         };
         let nonce = fresh_nonce(&self.rng)?;
-        let timeout = self.options.get_handshake_timeout();
+        let timeout = self.options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut connection = Connection::new(stream, Some(peer.clone()), &self.options);
-        let mut handshake = Handshake::listener(&self.key, nonce, self.options.get_legacy_md5());
+        let mut handshake = Handshake::listener(&self.key, nonce, self.options.legacy_md5());
         // The challenge leaves now, from the accepting thread, so that the
         // client's first round trip overlaps whatever the caller does before
         // `authenticate` (such as starting a thread). A few dozen bytes into

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// underneath. A stream that cannot time out should return an
 /// [`io::ErrorKind::Unsupported`] error for `Some(_)`: authenticating with a
 /// handshake timeout then fails rather than silently waiting forever, and
-/// `Options::new().handshake_timeout(None)` opts out knowingly.
+/// `Options::new().with_handshake_timeout(None)` opts out knowingly.
 pub trait Transport: Read + Write {
     /// Bounds how long one read may block (`None`: forever).
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;

@@ -172,7 +172,7 @@ fn garbage_instead_of_a_handshake_is_refused() {
 
 #[test]
 fn a_silent_peer_times_out_during_the_handshake() {
-    let options = Options::new().handshake_timeout(Some(Duration::from_millis(200)));
+    let options = Options::new().with_handshake_timeout(Some(Duration::from_millis(200)));
     let (local, server) = serve_one("127.0.0.1:0", options, |c| c.map(|_| ()));
     let _raw = TcpStream::connect(&local).expect("connect");
     let err = server.join().expect("server").expect_err("silence");
@@ -197,7 +197,7 @@ fn trickle(stream: &mut TcpStream, bytes: &[u8], gap: Duration) -> Instant {
 #[test]
 fn a_listener_cuts_a_trickling_client_at_the_deadline() {
     let limit = Duration::from_millis(600);
-    let options = Options::new().handshake_timeout(Some(limit));
+    let options = Options::new().with_handshake_timeout(Some(limit));
     let (local, server) = serve_one("127.0.0.1:0", options, |c| c.map(|_| ()));
     let mut raw = TcpStream::connect(&local).expect("connect");
     let started = Instant::now();
@@ -237,7 +237,7 @@ fn a_client_gives_up_on_a_trickling_listener_at_its_deadline() {
         trickle(&mut stream, &challenge, Duration::from_millis(150))
     });
     let limit = Duration::from_millis(600);
-    let options = Options::new().handshake_timeout(Some(limit));
+    let options = Options::new().with_handshake_timeout(Some(limit));
     let started = Instant::now();
     let err = Client::connect_with(&address, KEY, &options).expect_err("trickle");
     let gave_up_after = started.elapsed();
@@ -257,7 +257,7 @@ fn a_client_gives_up_on_a_trickling_listener_at_its_deadline() {
 fn a_client_does_not_answer_a_challenge_reflected_from_another_client() {
     let fake = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = fake.local_addr().expect("address").to_string();
-    let options = Options::new().handshake_timeout(Some(Duration::from_secs(20)));
+    let options = Options::new().with_handshake_timeout(Some(Duration::from_secs(20)));
     let first = {
         let (address, options) = (address.clone(), options.clone());
         thread::spawn(move || Client::connect_with(&address, KEY, &options))
@@ -394,7 +394,7 @@ fn a_truncated_frame_is_reported_with_its_sizes() {
 
 #[test]
 fn a_frame_over_the_limit_is_refused_and_a_raised_limit_accepts_it() {
-    let options = Options::new().max_frame(1024);
+    let options = Options::new().with_max_frame(1024);
     let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
         let mut connection = connection.expect("authenticated");
         let first = connection.recv_bytes().expect("within the limit");
@@ -441,7 +441,7 @@ fn poll_reports_readiness_without_consuming() {
 
 #[test]
 fn a_peer_that_stops_reading_times_out_the_sender() {
-    let options = Options::new().write_timeout(Some(Duration::from_millis(200)));
+    let options = Options::new().with_write_timeout(Some(Duration::from_millis(200)));
     let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
         let mut connection = connection.expect("authenticated");
         let chunk = vec![0u8; 1 << 20];

@@ -34,8 +34,8 @@ fn port_of(listener: &Listener) -> String {
 fn options_for(python: &Python) -> Options {
     // Above the 64 MiB default, so the 100 MiB frame needs a raised limit.
     Options::new()
-        .legacy_md5(python.is_legacy())
-        .max_frame(128 << 20)
+        .with_legacy_md5(python.is_legacy())
+        .with_max_frame(128 << 20)
 }
 
 #[test]

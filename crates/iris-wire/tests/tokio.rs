@@ -158,7 +158,7 @@ fn async_authentication_over_streams_the_caller_has() {
 fn async_listener_cuts_a_trickling_client_at_the_deadline() {
     let rt = runtime();
     let limit = Duration::from_millis(600);
-    let options = Options::new().handshake_timeout(Some(limit));
+    let options = Options::new().with_handshake_timeout(Some(limit));
     let listener = rt
         .block_on(async { AsyncListener::bind_with("127.0.0.1:0", KEY, options) })
         .expect("bind");
@@ -226,8 +226,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 
 fn options_for(python: &Python) -> Options {
     Options::new()
-        .legacy_md5(python.is_legacy())
-        .max_frame(128 << 20)
+        .with_legacy_md5(python.is_legacy())
+        .with_max_frame(128 << 20)
 }
 
 #[test]
