@@ -458,3 +458,33 @@ fn a_peer_that_stops_reading_times_out_the_sender() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("the peer to read"), "{err}");
 }
+
+/// Both sides over a `UnixStream::pair()` the caller made, with the stream
+/// handed back afterwards, bytes already read included.
+#[cfg(unix)]
+#[test]
+fn streams_the_caller_has_authenticate_and_come_back() {
+    use iris_wire::handshake::Role;
+    use std::os::unix::net::UnixStream;
+
+    let (a, b) = UnixStream::pair().expect("pair");
+    let server = thread::spawn(move || -> Result<(UnixStream, Vec<u8>), Error> {
+        let mut connection = Connection::authenticate(a, Role::Listener, KEY, &Options::new())?;
+        assert_eq!(connection.recv_bytes()?, b"first");
+        connection.into_parts()
+    });
+    let mut client =
+        Connection::authenticate(b, Role::Client, KEY, &Options::new()).expect("authenticate");
+    client.send_bytes(b"first").expect("send");
+    client.send_bytes(b"second").expect("send");
+    client.flush().expect("flush");
+    drop(client);
+    let (mut stream, unread) = server.join().expect("server").expect("server side");
+    // Whatever of "second" the server had read is handed back, and the rest
+    // is still in the stream.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("read the rest");
+    let mut all = unread;
+    all.extend_from_slice(&rest);
+    assert_eq!(all, [&6u32.to_be_bytes()[..], b"second"].concat());
+}

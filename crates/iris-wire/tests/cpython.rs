@@ -11,7 +11,10 @@ mod common;
 use common::{BIG_LEN, KEY, assert_peer_done, big_payload, python_listener, python_peer};
 
 /// The Rust half of the conversation described in `wire_peer.py`.
-fn converse(connection: &mut Connection, python: &Python) -> Result<(), Error> {
+fn converse<S: iris_wire::Transport>(
+    connection: &mut Connection<S>,
+    python: &Python,
+) -> Result<(), Error> {
     connection.send_bytes(b"hello from rust")?;
     let greeting = connection.recv_bytes()?;
     assert_eq!(greeting, common::greeting(python));
@@ -153,5 +156,30 @@ fn legacy_cpython_needs_legacy_md5_enabled() {
             matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
             "{err}"
         );
+    }
+}
+
+/// An outside crate's view: it accepts the TCP connection itself and
+/// authenticates the stream it has, as the listener side, for CPython.
+#[test]
+fn a_stream_the_caller_accepted_serves_cpython_clients() {
+    for python in pythons("a_stream_the_caller_accepted_serves_cpython_clients") {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("address").port().to_string();
+        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let (stream, _) = tcp.accept().expect("accept");
+        let mut connection = Connection::authenticate(
+            stream,
+            iris_wire::handshake::Role::Listener,
+            KEY,
+            &options_for(&python),
+        )
+        .expect("authenticate the accepted stream");
+        assert_eq!(peer.read_line(), "AUTHENTICATED");
+        converse(&mut connection, &python).expect("conversation");
+        let (stream, unread) = connection.into_parts().expect("the stream back");
+        assert!(unread.is_empty());
+        drop(stream);
+        assert_peer_done(&mut peer, "DONE");
     }
 }
