@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iris_wire::{Address, Connection, Error, Incoming, Listener};
+use iris_wire::{Address, Connection, Error, Incoming, Listener, Stream};
 
 use crate::log_budget::LogBudget;
 use crate::output::{Counts, Output};
@@ -220,8 +220,8 @@ impl Server {
     /// shutdown bound.
     pub(crate) fn run(self) -> Summary {
         while self.wait_for_a_handshake_slot() {
-            let incoming = match self.listener.accept_unauthenticated() {
-                Ok(incoming) => incoming,
+            let (stream, peer) = match self.listener.accept_stream() {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     self.accept_failed(&e);
                     continue;
@@ -231,7 +231,7 @@ impl Server {
                 break;
             }
             self.shared.flush_logs(false);
-            self.admit(incoming);
+            self.admit(stream, peer);
         }
         self.drain()
     }
@@ -286,18 +286,20 @@ impl Server {
         }
     }
 
-    /// Takes a handshake slot for a new connection, or refuses it when
-    /// the authenticated sessions are all taken.
-    fn admit(&self, incoming: Incoming) {
+    /// Takes a handshake slot for a new connection and sends it the
+    /// challenge, or, when the authenticated sessions are all taken,
+    /// refuses it by closing it before the challenge: a signal clients can
+    /// tell apart from a wrong key.
+    fn admit(&self, stream: Stream, peer: Address) {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut slots = self.shared.slots();
             if slots.sessions >= self.config.max_connections {
                 drop(slots);
+                drop(stream);
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
                 self.shared.log_refusal(format!(
-                    "connection {id} from {} refused: the limit of {} connections is reached",
-                    incoming.peer_addr(),
+                    "connection {id} from {peer} refused: the limit of {} connections is reached",
                     self.config.max_connections
                 ));
                 return;
@@ -305,6 +307,18 @@ impl Server {
             slots.handshakes += 1;
             slots.running += 1;
         }
+        let incoming = match self.listener.start_handshake(stream, peer) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                self.shared.update(|slots| {
+                    slots.handshakes -= 1;
+                    slots.running -= 1;
+                });
+                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("connection {id} refused: {e}");
+                return;
+            }
+        };
         let server = self.session_context();
         if let Err(e) = self.workers.run(move || server.run(incoming, id)) {
             self.shared.update(|slots| {

@@ -165,15 +165,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         mut handshake: Handshake,
         screen: &(dyn Fn(&[u8]) -> Result<(), AuthError> + Sync),
     ) -> Result<(), Error> {
+        let mut received_any = false;
         loop {
             self.encoder.push_framed(&handshake.take_outgoing());
             if handshake.is_complete() {
                 break;
             }
+            let before_challenge = handshake.role() == Role::Client && !received_any;
             let frame = self
                 .next_frame("the peer's handshake")
                 .await
-                .map_err(handshake_read_error)?;
+                .map_err(|e| handshake_read_error(e, before_challenge))?;
+            received_any = true;
             let payload = self.decoder.payload(&frame);
             if let Err(reason) = screen(payload).and_then(|()| handshake.receive(payload)) {
                 self.encoder.push_framed(&handshake.take_outgoing());

@@ -89,9 +89,12 @@ pub(crate) fn fresh_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], Error> 
 }
 
 /// How a failed read looks during the handshake: a peer that hangs up,
-/// cleanly or not, has simply gone; an oversized frame breaks the protocol.
-pub(crate) fn handshake_read_error(error: Error) -> Error {
+/// cleanly or not, has simply gone (a listener that does so before its
+/// challenge is refusing the connection); an oversized frame breaks the
+/// protocol.
+pub(crate) fn handshake_read_error(error: Error, before_challenge: bool) -> Error {
     match error {
+        Error::Closed if before_challenge => AuthError::ClosedBeforeChallenge.into(),
         Error::Closed | Error::Frame(FrameError::Truncated { .. }) => AuthError::PeerClosed.into(),
         // A peer that drops the connection with our bytes unread resets it:
         // the same story as a clean close.
@@ -219,6 +222,7 @@ impl<S: Transport> Connection<S> {
         mut handshake: Handshake,
         screen: &dyn Fn(&[u8]) -> Result<(), AuthError>,
     ) -> Result<(), Error> {
+        let mut received_any = false;
         loop {
             self.encoder.push_framed(&handshake.take_outgoing());
             if handshake.is_complete() {
@@ -227,9 +231,11 @@ impl<S: Transport> Connection<S> {
             // Pending output is flushed only when this read has to wait: a
             // pipelining client's challenge is often already here, and then
             // the welcome and our answer leave in one write.
+            let before_challenge = handshake.role() == Role::Client && !received_any;
             let frame = self
                 .next_frame("the peer's handshake")
-                .map_err(handshake_read_error)?;
+                .map_err(|e| handshake_read_error(e, before_challenge))?;
+            received_any = true;
             let payload = self.decoder.payload(&frame);
             if let Err(reason) = screen(payload).and_then(|()| handshake.receive(payload)) {
                 // Tell the peer why it is being dropped, if it still listens.

@@ -85,6 +85,10 @@ pub enum AuthError {
     UnsupportedDigest(String),
     /// The peer closed the connection during the handshake.
     PeerClosed,
+    /// The listener closed the connection before sending its challenge:
+    /// what an iris listener does with a connection over its limit, so
+    /// that a client can tell "busy" from "wrong key".
+    ClosedBeforeChallenge,
     /// The peer posed, as its challenge, a challenge that one of this
     /// process's own clients issued in a handshake still under way: a fake
     /// listener trying to get one client's answer to use on another
@@ -149,6 +153,9 @@ impl fmt::Display for AuthError {
             ),
             AuthError::PeerClosed => f.write_str(
                 "the peer closed the connection during the handshake: it may be at its connection limit, use a different authkey, require legacy MD5, or not speak this protocol",
+            ),
+            AuthError::ClosedBeforeChallenge => f.write_str(
+                "the listener closed the connection before sending its challenge: it is at its connection limit (an iris listener says so this way), or not a multiprocessing.connection listener; try again later",
             ),
             AuthError::ReflectedChallenge => f.write_str(
                 "the peer sent back a challenge that this process issued itself, which only a listener without the authkey trying a reflection attack does; not answering it. Check that the address is the listener you mean",

@@ -139,7 +139,18 @@ impl Listener {
     /// Waits for a client without authenticating it yet: call
     /// [`Incoming::authenticate`] before using it.
     pub fn accept_unauthenticated(&self) -> Result<Incoming, Error> {
-        let (stream, peer) = match &self.socket {
+        let (stream, peer) = self.accept_stream()?;
+        self.start_handshake(stream, peer)
+    }
+
+    /// Waits for a client and returns its stream before anything is sent:
+    /// a server that decides to refuse it (at its connection limit, say)
+    /// drops the stream, and the client sees the connection closed before
+    /// any challenge, a signal apart from a failed handshake
+    /// ([`AuthError::ClosedBeforeChallenge`](crate::AuthError::ClosedBeforeChallenge)).
+    /// Otherwise pass it to [`Listener::start_handshake`].
+    pub fn accept_stream(&self) -> Result<(Stream, Address), Error> {
+        Ok(match &self.socket {
             Socket::Tcp(listener) => {
                 let (stream, peer) = listener.accept().map_err(Error::Io)?;
                 // Our writes are batched already; Nagle would only add delay.
@@ -151,7 +162,13 @@ impl Listener {
                 let (stream, _) = listener.accept().map_err(Error::Io)?;
                 (Stream::Unix(stream), self.local.clone())
             }
-        };
+        })
+    }
+
+    /// Sends the challenge to a client from [`Listener::accept_stream`]
+    /// and returns it, to be authenticated with [`Incoming::authenticate`].
+    /// The handshake deadline counts from now.
+    pub fn start_handshake(&self, stream: Stream, peer: Address) -> Result<Incoming, Error> {
         let nonce = fresh_nonce(&self.rng)?;
         let timeout = self.options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);

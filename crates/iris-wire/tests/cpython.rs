@@ -183,3 +183,32 @@ fn a_stream_the_caller_accepted_serves_cpython_clients() {
         assert_peer_done(&mut peer, "DONE");
     }
 }
+
+/// A listener that refuses a connection (at its limit) closes it before the
+/// challenge: CPython's client ends with an error at once rather than
+/// waiting, and an iris client reports it apart from a wrong key.
+#[test]
+fn a_connection_refused_before_the_challenge_is_told_apart() {
+    let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let address = listener.local_addr().to_string();
+    let refuse = thread::spawn(move || {
+        let (stream, _) = listener.accept_stream().expect("accept");
+        drop(stream);
+        listener
+    });
+    let err = Client::connect(&address, KEY).expect_err("refused");
+    assert!(
+        matches!(err, Error::Authentication(AuthError::ClosedBeforeChallenge)),
+        "{err}"
+    );
+    let listener = refuse.join().expect("listener");
+    let port = port_of(&listener);
+    for python in pythons("a_connection_refused_before_the_challenge_is_told_apart") {
+        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let (stream, _) = listener.accept_stream().expect("accept");
+        drop(stream);
+        let output = peer.finish();
+        assert!(!output.status.success(), "{}", output.stdout);
+        assert!(output.stderr.contains("EOFError"), "{}", output.stderr);
+    }
+}
