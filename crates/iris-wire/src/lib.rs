@@ -29,13 +29,33 @@
 //! # Ok::<(), iris_wire::Error>(())
 //! ```
 //!
-//! # Layout
+//! # Layout: one core, thin adapters
 //!
-//! - [`frame`] and [`handshake`] are the protocol core: pure functions and a
-//!   small state machine over bytes, no I/O, tested with fixed vectors from
-//!   CPython.
-//! - [`Listener`], [`Client`] and [`Connection`] are the thin blocking adapter
-//!   that moves those bytes over TCP or Unix-domain sockets.
+//! ```text
+//!        protocol core, no I/O                    adapters: only move bytes
+//!  frame::FrameDecoder  bytes -> frames   <--+--  Connection<S: Transport>  (blocking)
+//!  frame::FrameEncoder  frames -> bytes   <--+      Listener, Client: TCP and Unix sockets
+//!  handshake::Handshake challenge/answer  <--+      Connection::authenticate: any stream
+//!                                            +--  AsyncConnection<S: AsyncRead + AsyncWrite>
+//!                                                   AsyncListener, AsyncClient (feature "tokio")
+//! ```
+//!
+//! - [`frame`] and [`handshake`] are the protocol core: a decoder that owns
+//!   the whole receive policy (the limit before allocation, memory that grows
+//!   only as bytes arrive, truncation), an encoder that batches frames, and
+//!   the handshake as a state machine, all over byte slices, tested with
+//!   fixed vectors from CPython, property tests and fuzzing.
+//! - [`Connection`] is the blocking adapter over any [`Transport`] (a
+//!   `Read + Write` stream with timeouts): [`Listener`] and [`Client`] make
+//!   its TCP and Unix-socket connections, and [`Connection::authenticate`]
+//!   runs the handshake over a stream you already have.
+//! - With the `tokio` feature, `AsyncConnection`, `AsyncListener` and
+//!   `AsyncClient` do the same on tokio, differing only in how they wait.
+//! - With the `serde` feature (on by default), typed
+//!   [`send`](Connection::send) / [`recv`](Connection::recv) of serde
+//!   values, encoded with postcard; no postcard type appears in this crate's
+//!   API ([`CodecError`] is opaque), so a postcard upgrade is not a breaking
+//!   change.
 //!
 //! # Security
 //!
