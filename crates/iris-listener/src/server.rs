@@ -274,12 +274,14 @@ impl Server {
     }
 
     fn accept_failed(&self, e: &Error) {
-        tracing::warn!("accept failed: {e}");
+        // Within the refusals' budget: out of descriptors, this repeats
+        // for as long as the shortage lasts.
+        self.shared.log_refusal(format!("accept failed: {e}"));
         if let Error::Io(io) = e {
             // Out of file descriptors: back off instead of spinning.
             if io
                 .raw_os_error()
-                .is_some_and(|code| code == 24 || code == 23)
+                .is_some_and(|code| code == libc::EMFILE || code == libc::ENFILE)
             {
                 thread::sleep(Duration::from_millis(50));
             }
