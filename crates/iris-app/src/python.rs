@@ -331,14 +331,14 @@ mod tests {
             area([big, big, b"K\x01", b"K\x01"]),
             "21267647932558653966460912964485513217"
         );
-        let err = decode_frame(&iris_pickle([b"\x88", b"K\x03", b"K\x01", b"K\x01"]))
-            .expect_err("bool");
+        let err =
+            decode_frame(&iris_pickle([b"\x88", b"K\x03", b"K\x01", b"K\x01"])).expect_err("bool");
         assert_eq!(
             err.to_string(),
             "invalid Iris object: sepal_length is a bool, expected a float or an int"
         );
-        let err = decode_frame(&iris_pickle([b"K\x05", b"K\x03", b"K\x00", b"K\x01"]))
-            .expect_err("zero");
+        let err =
+            decode_frame(&iris_pickle([b"K\x05", b"K\x03", b"K\x00", b"K\x01"])).expect_err("zero");
         assert!(err.to_string().contains("invalid petal_length: 0"), "{err}");
     }
 
@@ -369,7 +369,10 @@ mod tests {
         let mut wrong_type = full;
         wrong_type[0] = ("sepal_length", Field::Str("long"));
         let err = decode_frame(&frame(&wrong_type)).expect_err("str");
-        assert!(err.to_string().contains("expected a float or an int"), "{err}");
+        assert!(
+            err.to_string().contains("expected a float or an int"),
+            "{err}"
+        );
         let err =
             decode_frame(&iris_pickle::dumps_object("iris", "Rose", &full)).expect_err("class");
         assert!(matches!(err, PythonError::Pickle(_)), "{err}");

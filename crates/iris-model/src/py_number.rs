@@ -290,7 +290,10 @@ mod tests {
         for bad in [0, -1, i64::MIN] {
             let err = PyIris::new([Int(1), Int(bad), Int(1), Int(1)], Species::Setosa)
                 .expect_err("not positive");
-            assert!(err.to_string().starts_with("invalid sepal_width: "), "{err}");
+            assert!(
+                err.to_string().starts_with("invalid sepal_width: "),
+                "{err}"
+            );
         }
     }
 

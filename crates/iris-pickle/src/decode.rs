@@ -1480,8 +1480,14 @@ mod tests {
             Ok("a\u{e9}\u{1f600}\\x")
         );
         // An even run of backslashes does not start an escape.
-        assert_eq!(raw_unicode_escape(b"\\\\u0041", 64).as_deref(), Ok("\\\\u0041"));
-        assert_eq!(raw_unicode_escape(b"\\\\\\u0041", 64).as_deref(), Ok("\\\\A"));
+        assert_eq!(
+            raw_unicode_escape(b"\\\\u0041", 64).as_deref(),
+            Ok("\\\\u0041")
+        );
+        assert_eq!(
+            raw_unicode_escape(b"\\\\\\u0041", 64).as_deref(),
+            Ok("\\\\A")
+        );
         // Latin-1 bytes are characters.
         assert_eq!(raw_unicode_escape(b"\xe9", 64).as_deref(), Ok("\u{e9}"));
         assert!(raw_unicode_escape(b"\\u00", 64).is_err());
@@ -1504,7 +1510,10 @@ mod tests {
         assert!(escape_decode(b"\\x4", 64).is_err());
         // Long results are refused once they pass the limit, not after.
         assert_eq!(escape_decode(b"abcdef", 3), Err(EscapeError::TooLong(4)));
-        assert_eq!(raw_unicode_escape(b"abcdef", 3), Err(EscapeError::TooLong(4)));
+        assert_eq!(
+            raw_unicode_escape(b"abcdef", 3),
+            Err(EscapeError::TooLong(4))
+        );
         assert_eq!(escape_decode(b"abc", 3).as_deref(), Ok(&b"abc"[..]));
     }
 
