@@ -5,6 +5,7 @@ mod auth;
 mod client_cli;
 mod concurrency;
 mod formats;
+mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod shutdown;
