@@ -22,8 +22,8 @@ PASSWORD = b'My voice is my password, verify me.'
 SPECIES = ['setosa', 'versicolor', 'virginica']
 
 
-def measurement(rng):
-    kind = rng.randrange(10)
+def measurement(rng, kinds):
+    kind = rng.choice(kinds)
     if kind == 0:
         return rng.randint(1, 20)
     if kind == 1:
@@ -45,8 +45,11 @@ def measurement(rng):
 
 def flowers(seed, count):
     rng = random.Random(seed)
+    # A third of the flowers all ints, a third all floats, a third mixed.
+    styles = [range(4), range(4, 9), range(9)]
     for _ in range(count):
-        flower = Iris(*(measurement(rng) for _ in range(4)), rng.choice(SPECIES))
+        kinds = styles[rng.randrange(3)]
+        flower = Iris(*(measurement(rng, kinds) for _ in range(4)), rng.choice(SPECIES))
         yield pickle.dumps(flower, protocol=rng.randrange(6))
 
 
