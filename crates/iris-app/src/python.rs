@@ -301,18 +301,63 @@ mod tests {
         );
     }
 
+    /// `MARK`, then the attributes with the given opcodes as measurement
+    /// values and `'setosa'`, then `SETITEMS`.
+    fn attributes(values: [&[u8]; 4]) -> Vec<u8> {
+        let mut items = b"(".to_vec();
+        for (name, value) in MEASUREMENTS.iter().zip(values) {
+            items.push(b'X');
+            items.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            items.extend_from_slice(name.as_bytes());
+            items.extend_from_slice(value);
+        }
+        items.extend_from_slice(b"X\x07\x00\x00\x00speciesX\x06\x00\x00\x00setosau");
+        items
+    }
+
     /// An `iris.Iris` pickle with the given opcodes as attribute values
     /// (protocol 2 opcodes, no memo), as Python writes `Iris(5, 3, ...)`.
     fn iris_pickle(values: [&[u8]; 4]) -> Vec<u8> {
-        let mut pickle = b"\x80\x02ciris\nIris\n)\x81}(".to_vec();
-        for (name, value) in MEASUREMENTS.iter().zip(values) {
-            pickle.push(b'X');
-            pickle.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            pickle.extend_from_slice(name.as_bytes());
-            pickle.extend_from_slice(value);
-        }
-        pickle.extend_from_slice(b"X\x07\x00\x00\x00speciesX\x06\x00\x00\x00setosaub.");
+        let mut pickle = b"\x80\x02ciris\nIris\n)\x81}".to_vec();
+        pickle.extend_from_slice(&attributes(values));
+        pickle.extend_from_slice(b"b.");
         pickle
+    }
+
+    const SEED_VALUES: [&[u8]; 4] = [
+        b"G@\x14ffffff",
+        b"G@\x0c\x00\x00\x00\x00\x00\x00",
+        b"G?\xf6ffffff",
+        b"G?\xc9\x99\x99\x99\x99\x99\x9a",
+    ];
+
+    /// CPython's `load_build` copies the state dict into the object: the
+    /// seed's listener prints `Area: 18.13` for a pickle that sets
+    /// `sepal_length = 100.0` in the memoized dict after `BUILD`, and raises
+    /// `AttributeError` for one whose dict is empty at `BUILD` and filled
+    /// afterwards.
+    #[test]
+    fn the_state_dict_changed_after_build_changes_nothing() {
+        let mut mutated = b"\x80\x02ciris\nIris\n)\x81}q\x00".to_vec();
+        mutated.extend_from_slice(&attributes(SEED_VALUES));
+        mutated.extend_from_slice(
+            b"bh\x00X\x0c\x00\x00\x00sepal_lengthG@Y\x00\x00\x00\x00\x00\x00s0.",
+        );
+        match decode_frame(&mutated) {
+            Ok(PythonMessage::Flower(flower)) => {
+                assert_eq!(flower.total_area().to_string(), "18.13");
+            }
+            other => panic!("not a flower: {other:?}"),
+        }
+        let mut filled_late = b"\x80\x02ciris\nIris\n)\x81}q\x00bh\x00".to_vec();
+        filled_late.extend_from_slice(&attributes(SEED_VALUES));
+        filled_late.extend_from_slice(b"0.");
+        assert_eq!(
+            decode_frame(&filled_late)
+                .expect_err("no attributes")
+                .to_string(),
+            "invalid Iris object: missing attribute sepal_length"
+        );
     }
 
     #[test]

@@ -121,12 +121,9 @@ fn frames(len: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
     let direct = BOMBS
         .iter()
         .map(move |(name, build)| (format!("{name}, direct"), build(len)));
-    let wrapped = BOMBS.iter().map(move |(name, build)| {
-        (
-            format!("{name}, wrapped"),
-            wrapped(&build(len - WRAPPING)),
-        )
-    });
+    let wrapped = BOMBS
+        .iter()
+        .map(move |(name, build)| (format!("{name}, wrapped"), wrapped(&build(len - WRAPPING))));
     direct.chain(wrapped).inspect(move |(name, frame)| {
         // Repeated units may leave a few bytes unfilled.
         assert!(
@@ -179,14 +176,21 @@ fn send_all(
         let took = refusal_time(listener, &frame);
         let lines = listener.wait_for_log("dropped after 0 flowers", refusals_so_far + i + 1);
         let line = lines.last().expect("a log line");
-        eprintln!("{name} ({} bytes): refused in {took:?}: {line}", frame.len());
+        eprintln!(
+            "{name} ({} bytes): refused in {took:?}: {line}",
+            frame.len()
+        );
         assert!(
             took < REFUSAL_TIME,
             "{name}: refused after {took:?}, more than {REFUSAL_TIME:?}"
         );
         assert!(reason(line), "{name}: unexpected reason: {line}");
         bystander.send(&Message::Ping).expect("ping");
-        assert_eq!(bystander.recv::<Reply>().expect("pong"), Reply::Pong, "{name}");
+        assert_eq!(
+            bystander.recv::<Reply>().expect("pong"),
+            Reply::Pong,
+            "{name}"
+        );
     }
     sent
 }
@@ -200,9 +204,13 @@ fn pickle_bombs_are_refused_at_once_in_bounded_memory_while_others_are_served() 
 
     // At the largest pickle decoded: every bomb is decoded, and refused
     // by a budget or as not being a flower.
-    let small = send_all(&listener, &mut bystander, frames(MAX_PICKLE_LEN), 0, |line| {
-        line.contains("refused pickle") || line.contains("unexpected pickle")
-    });
+    let small = send_all(
+        &listener,
+        &mut bystander,
+        frames(MAX_PICKLE_LEN),
+        0,
+        |line| line.contains("refused pickle") || line.contains("unexpected pickle"),
+    );
     let after_small = peak_rss_kib(pid);
     eprintln!("peak RSS: {baseline} KiB at start, {after_small} KiB after the 4 KiB bombs");
     assert!(
@@ -211,9 +219,13 @@ fn pickle_bombs_are_refused_at_once_in_bounded_memory_while_others_are_served() 
     );
 
     // At the largest frame received: refused from the length alone.
-    send_all(&listener, &mut bystander, frames(MAX_FRAME), small, |line| {
-        line.contains(&format!("longer than the limit of {MAX_PICKLE_LEN} bytes"))
-    });
+    send_all(
+        &listener,
+        &mut bystander,
+        frames(MAX_FRAME),
+        small,
+        |line| line.contains(&format!("longer than the limit of {MAX_PICKLE_LEN} bytes")),
+    );
     let after_large = peak_rss_kib(pid);
     eprintln!("peak RSS: {after_large} KiB after the 64 MiB bombs");
     assert!(
