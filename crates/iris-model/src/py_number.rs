@@ -64,10 +64,13 @@ impl PyNumber {
             Self::Float(x) => x,
         }
     }
+}
+
+impl std::ops::Mul for PyNumber {
+    type Output = PyArea;
 
     /// `self * other` with Python's rules.
-    #[must_use]
-    pub fn mul(self, other: PyNumber) -> PyArea {
+    fn mul(self, other: PyNumber) -> PyArea {
         match (self, other) {
             // |i64| <= 2**63, so a product is at most 2**126: no overflow.
             (Self::Int(a), Self::Int(b)) => PyArea::Int(i128::from(a) * i128::from(b)),
@@ -106,10 +109,11 @@ pub enum PyArea {
     Float(f64),
 }
 
-impl PyArea {
+impl std::ops::Add for PyArea {
+    type Output = PyArea;
+
     /// `self + other` with Python's rules.
-    #[must_use]
-    pub fn add(self, other: PyArea) -> PyArea {
+    fn add(self, other: PyArea) -> PyArea {
         match (self, other) {
             // Only for a sum of two products of `i64::MIN` could this
             // saturate; `PyIris` measurements are positive, so it never does.
@@ -117,7 +121,9 @@ impl PyArea {
             _ => Self::Float(self.to_f64() + other.to_f64()),
         }
     }
+}
 
+impl PyArea {
     /// The nearest `f64`, as Python's `float(x)`.
     #[must_use]
     pub fn to_f64(self) -> f64 {
@@ -210,7 +216,7 @@ impl PyIris {
     #[must_use]
     pub fn total_area(&self) -> PyArea {
         let [sl, sw, pl, pw] = self.measurements;
-        sl.mul(sw).add(pl.mul(pw))
+        sl * sw + pl * pw
     }
 }
 
