@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY};
+use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, peak_rss_kib};
 use iris_model::{Iris, Message, Reply, Species};
 use iris_wire::{Client, Connection};
 
@@ -132,16 +132,6 @@ fn frames(len: usize) -> impl Iterator<Item = (String, Vec<u8>)> {
             frame.len()
         );
     })
-}
-
-/// Peak resident memory of a process, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
 }
 
 fn connect(listener: &ListenerProcess) -> Connection {

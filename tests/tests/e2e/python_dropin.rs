@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use iris_e2e::{KEY_ENV, ListenerProcess, Process, iris_csv, repo_root, run_client, send};
+use iris_e2e::{
+    KEY_ENV, ListenerProcess, Process, iris_csv, peak_rss_kib, repo_root, run_client, send,
+};
 use iris_testkit::{Python, pythons};
 
 /// The seed programs, copied verbatim into the repository.
@@ -182,16 +184,6 @@ fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
             python.version
         );
     }
-}
-
-/// Peak resident memory of a process, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
 }
 
 #[test]
