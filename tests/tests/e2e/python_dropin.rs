@@ -226,11 +226,16 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
             attacker.describe()
         );
     }
+    // Sessions log after they close, so a quickly refused attack may be
+    // logged before the one sent just before it: match lines in any order.
     let rejections = listener.wait_for_log("dropped after 0 flowers", attacks.len());
-    for ((name, needle), line) in attacks.iter().zip(&rejections) {
+    for (name, needle) in attacks {
+        let expected = attacks.iter().filter(|(_, n)| *n == needle).count();
+        let found = rejections.iter().filter(|l| l.contains(needle)).count();
         assert!(
-            line.contains(needle),
-            "{name}: the log line says why: {line}"
+            found >= expected,
+            "{name}: a log line says why ({needle:?}):\n{}",
+            rejections.join("\n")
         );
     }
     assert!(
