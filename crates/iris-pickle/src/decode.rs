@@ -135,6 +135,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> std::result::Result<Value, Pickl
         memo: HashMap::new(),
         frame_end: None,
         charged: 0,
+        made_bytes: 0,
         op: "?",
         op_offset: 0,
     };
@@ -155,6 +156,8 @@ struct Machine<'a> {
     frame_end: Option<usize>,
     /// Values' worth of copying done besides allocations (`BUILD`).
     charged: usize,
+    /// String bytes made while running rather than read from the input.
+    made_bytes: usize,
     /// Name of the opcode being executed, for errors.
     op: &'static str,
     /// Offset of the opcode being executed, for errors.
@@ -362,6 +365,18 @@ impl<'a> Machine<'a> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Counts `n` bytes of string data made while running (not read from
+    /// the input) against [`Limits::max_total_bytes`].
+    fn charge_bytes(&mut self, n: usize) -> Result<()> {
+        self.made_bytes = self.made_bytes.saturating_add(n);
+        if self.made_bytes > self.limits.max_total_bytes() {
+            return Err(PickleError::ByteLimit {
+                limit: self.limits.max_total_bytes(),
+            });
+        }
+        Ok(())
+    }
+
     /// Counts `n` values' worth of copying against
     /// [`Limits::max_values`], like `n` allocations.
     fn charge(&mut self, n: usize) -> Result<()> {
@@ -558,7 +573,10 @@ impl<'a> Machine<'a> {
         let Node::Tuple(items) = self.node(args) else {
             return Err(self.wrong_type("an argument tuple", args));
         };
-        let items = items.clone();
+        // No accepted call takes more than three arguments: copying no more
+        // keeps REDUCE cheap however large a (memoized, reused) tuple is.
+        let arity = items.len();
+        let items: Vec<Id> = items.iter().take(3).copied().collect();
         let node = match kind {
             GlobalKind::Reconstructor => {
                 let shape_error = || {
@@ -567,7 +585,7 @@ impl<'a> Machine<'a> {
                          builtins.object, None)",
                     )
                 };
-                let [cls, base, state] = items[..] else {
+                let (&[cls, base, state], 3) = (&items[..], arity) else {
                     return Err(shape_error());
                 };
                 let (module, name) = self.class_of(cls)?;
@@ -594,16 +612,24 @@ impl<'a> Machine<'a> {
                          protocols 0 to 2 encode bytes",
                     )
                 };
-                let [text, encoding] = items[..] else {
+                let (&[text, encoding], 2) = (&items[..], arity) else {
                     return Err(shape_error());
                 };
-                let (Node::Str(text), Node::Str(encoding)) = (self.node(text), self.node(encoding))
+                let (Node::Str(text_str), Node::Str(encoding)) =
+                    (self.node(text), self.node(encoding))
                 else {
                     return Err(shape_error());
                 };
                 if !matches!(encoding.as_str(), "latin1" | "latin-1") {
                     return Err(shape_error());
                 }
+                // The only bytes not read from the input: a memoized string
+                // may be encoded again and again, so the copies are charged.
+                let len = text_str.len();
+                self.charge_bytes(len)?;
+                let Node::Str(text) = self.node(text) else {
+                    return Err(self.wrong_type("a str", text));
+                };
                 let mut bytes = Vec::with_capacity(text.len());
                 for c in text.chars() {
                     let byte = u8::try_from(u32::from(c)).map_err(|_| {
@@ -618,7 +644,7 @@ impl<'a> Machine<'a> {
                 Node::Bytes(bytes)
             }
             GlobalKind::BytesType => {
-                if !items.is_empty() {
+                if arity != 0 {
                     return Err(self.invalid_call(
                         "builtins.bytes is only accepted with no arguments (b'' in \
                          protocols 0 to 2)",
@@ -676,7 +702,7 @@ impl<'a> Machine<'a> {
                 self.node(state).type_name()
             )));
         };
-        let items = items.clone();
+        let count = items.len();
         let attributes = match self.node(object) {
             Node::Object { state, .. } => *state,
             other => {
@@ -688,7 +714,11 @@ impl<'a> Machine<'a> {
         };
         // The copy holds two ids per item: charged like values, so that
         // repeating BUILD with a large dict stays within the budget.
-        self.charge(items.len().saturating_mul(2))?;
+        self.charge(count.saturating_mul(2))?;
+        let items = match self.node(state) {
+            Node::Dict(items) => items.clone(),
+            _ => Vec::new(),
+        };
         match attributes {
             Some(dict) => match self.node_mut(dict)? {
                 Node::Dict(existing) => existing.extend(items),

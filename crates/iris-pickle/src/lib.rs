@@ -171,9 +171,10 @@
 //!   result; an input over `max_input_len` costs one comparison.
 //! * **Memory bounded by the limits**, never by what the pickle claims: at
 //!   most `max_values` arena values (about 64 bytes each) and stack entries,
-//!   `max_memo` memo entries, strings no longer than the input (and each at
-//!   most `max_str_len`), and a result of at most `max_values` values and
-//!   `max_total_bytes` bytes of strings.
+//!   `max_memo` memo entries, strings read from the input (no more than
+//!   twice its length, each at most `max_str_len`) plus at most
+//!   `max_total_bytes` made by `_codecs.encode` calls, and a result of at
+//!   most `max_values` values and `max_total_bytes` bytes of strings.
 //!
 //! What it does not decide: how large an input to accept. The defaults suit
 //! general data up to 64 MiB, which is too much for a server that expects

@@ -692,3 +692,50 @@ fn error_messages_are_lowercase_without_period() {
         assert!(!text.ends_with('.'), "{text}");
     }
 }
+
+/// Opcodes that grow the stack without creating a value (`DUP`, memo
+/// `GET`, `MARK`) are bounded like values.
+#[test]
+fn stack_floods_hit_the_value_limit() {
+    let limits = limits().with_max_values(1000);
+    for (name, unit) in [("DUP", &b"2"[..]), ("GET", b"h\x00"), ("MARK", b"(")] {
+        let mut pickle = b"\x80\x04N\x94".to_vec();
+        pickle.extend_from_slice(&unit.repeat(2000));
+        pickle.push(b'.');
+        let err = decode(&pickle, &limits).unwrap_err();
+        assert!(
+            matches!(err, PickleError::StackLimit { limit: 1000, .. }),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+/// The input's length is checked before its first opcode.
+#[test]
+fn long_inputs_are_refused_unread() {
+    let limits = limits().with_max_input_len(16);
+    // Garbage that would be an error anywhere else: the length comes first.
+    let err = decode(&[0xff; 17], &limits).unwrap_err();
+    assert_eq!(err, PickleError::InputTooLong { len: 17, limit: 16 });
+    assert_eq!(
+        err.to_string(),
+        "pickle of 17 bytes is longer than the limit of 16 bytes; refused without decoding"
+    );
+    assert!(decode(b"\x80\x04N.", &limits).is_ok());
+}
+
+/// `_codecs.encode` of a memoized string, called again and again, makes a
+/// new bytes value each time: the copies count against `max_total_bytes`
+/// even when they are dropped. (`REDUCE` of a wrong shape, such as a large
+/// memoized tuple, is refused at the first call.)
+#[test]
+fn repeated_calls_on_memoized_arguments_stay_bounded() {
+    // _codecs.encode('x' * 1000, 'latin1') over and over, popping each.
+    let mut pickle = b"\x80\x02c_codecs\nencode\nq\x00X\xe8\x03\x00\x00".to_vec();
+    pickle.extend_from_slice(&[b'x'; 1000]);
+    pickle.extend_from_slice(b"X\x06\x00\x00\x00latin1\x86q\x01");
+    pickle.extend_from_slice(&b"h\x00h\x01R0".repeat(100));
+    pickle.extend_from_slice(b"N.");
+    let err = decode(&pickle, &limits().with_max_total_bytes(50_000)).unwrap_err();
+    assert_eq!(err, PickleError::ByteLimit { limit: 50_000 });
+}
