@@ -86,7 +86,9 @@ impl Limits {
 
     /// Maximum total length of all strings and bytes in the result
     /// (including class and module names), where a string shared through
-    /// the memo counts once per place it appears.
+    /// the memo counts once per place it appears; and, separately, of the
+    /// bytes that `_codecs.encode` calls make while the pickle runs (the
+    /// only string data not read from the input).
     pub fn max_total_bytes(&self) -> usize {
         self.max_total_bytes
     }
