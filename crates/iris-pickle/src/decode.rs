@@ -574,7 +574,7 @@ impl<'a> Machine<'a> {
             return Err(self.wrong_type("an argument tuple", args));
         };
         // No accepted call takes more than three arguments: copying no more
-        // keeps REDUCE cheap however large a (memoized, reused) tuple is.
+        // makes REDUCE's cost independent of the tuple's size.
         let arity = items.len();
         let items: Vec<Id> = items.iter().take(3).copied().collect();
         let node = match kind {
