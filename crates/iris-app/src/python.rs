@@ -14,7 +14,6 @@
 //! one-byte varint below `0x80`, so the first byte decides.
 
 use std::fmt;
-
 use std::sync::LazyLock;
 
 use iris_model::{Iris, PyIris, PyNumber, Species};
@@ -82,9 +81,9 @@ impl std::error::Error for PythonError {
 
 /// The longest pickle accepted, whichever way it arrives: a whole frame, or
 /// the inner pickle of the seed's double encoding. A flower's pickle takes
-/// 150 to 270 bytes in protocols 0 to 5 (400 wrapped in protocol 0), so this
-/// leaves ten times that for longer module names and other writers; a longer
-/// frame is refused before a byte of it is decoded.
+/// 150 to 270 bytes in protocols 0 to 5, so this leaves ten times that for
+/// longer module names and other writers; a longer pickle is refused before
+/// a byte of it is decoded.
 pub const MAX_PICKLE_LEN: usize = 4 << 10;
 
 /// Values (and, separately, stack entries and values in the result) a
