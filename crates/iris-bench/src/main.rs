@@ -46,9 +46,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
-use serde_json::json;
 use iris_model::{Message, Reply};
 use iris_wire::{Client, Connection, Listener, Options};
+use serde_json::json;
 
 const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
 
@@ -282,8 +282,8 @@ fn handshake(address: &str, seconds: f64, max: usize, raw: bool) -> anyhow::Resu
 fn ping(address: &str, count: usize, warmup: usize, raw: bool) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(count);
     if raw {
-        let mut stream = TcpStream::connect(address)
-            .with_context(|| format!("cannot connect to {address}"))?;
+        let mut stream =
+            TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
         stream.set_nodelay(true)?;
         let mut message = [0_u8, 0, 0, 1, 2];
         for round in 0..warmup + count {
@@ -330,8 +330,8 @@ fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> a
     let payload = vec![0xa5_u8; if raw { source.max(1) } else { size }];
     let elapsed;
     if raw {
-        let mut stream = TcpStream::connect(address)
-            .with_context(|| format!("cannot connect to {address}"))?;
+        let mut stream =
+            TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
         let started = Instant::now();
         let mut left = total;
         let mut at = 0;
@@ -379,7 +379,12 @@ fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> a
 }
 
 /// The iris-wire side receiving `bulk`.
-fn bulk_server(host: &str, address_file: &Path, count: usize, max_frame: u64) -> anyhow::Result<()> {
+fn bulk_server(
+    host: &str,
+    address_file: &Path,
+    count: usize,
+    max_frame: u64,
+) -> anyhow::Result<()> {
     let key = authkey()?;
     let listener = Listener::bind_with(
         format!("{host}:0"),

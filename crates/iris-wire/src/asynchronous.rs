@@ -22,11 +22,12 @@ use tokio::net::UnixStream;
 
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
-use crate::connection::{end_of_stream_error, fresh_nonce, handshake_read_error};
+use crate::connection::{end_of_stream_error, fresh_nonce};
+use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
 use crate::listener::Socket;
-use crate::{Address, AuthError, Error, Listener, Options};
+use crate::{Address, Error, Listener, Options};
 
 /// A TCP or Unix-domain tokio socket: what [`AsyncListener`] and
 /// [`AsyncClient`] connect, and the default stream of an
@@ -140,12 +141,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             match role {
                 Role::Listener => {
                     let handshake = Handshake::listener(authkey, nonce, legacy_md5);
-                    self.run_handshake(handshake, &|_| Ok(())).await
+                    self.run_handshake(handshake, no_screen).await
                 }
                 Role::Client => {
                     let _outstanding = OutstandingChallenge::register(nonce);
                     let handshake = Handshake::client(authkey, nonce, legacy_md5);
-                    self.run_handshake(handshake, &refuse_reflected_challenges)
+                    self.run_handshake(handshake, refuse_reflected_challenges)
                         .await
                 }
             }
@@ -160,28 +161,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         Ok(self)
     }
 
-    async fn run_handshake(
-        &mut self,
-        mut handshake: Handshake,
-        screen: &(dyn Fn(&[u8]) -> Result<(), AuthError> + Sync),
-    ) -> Result<(), Error> {
-        let mut received_any = false;
-        loop {
-            self.encoder.push_framed(&handshake.take_outgoing());
-            if handshake.is_complete() {
-                break;
-            }
-            let before_challenge = handshake.role() == Role::Client && !received_any;
+    async fn run_handshake(&mut self, handshake: Handshake, screen: Screen) -> Result<(), Error> {
+        let mut driver = HandshakeDriver::new(handshake, screen);
+        while !driver.queue_outgoing(&mut self.encoder) {
             let frame = self
                 .next_frame("the peer's handshake")
                 .await
-                .map_err(|e| handshake_read_error(e, before_challenge))?;
-            received_any = true;
+                .map_err(|e| driver.read_error(e))?;
             let payload = self.decoder.payload(&frame);
-            if let Err(reason) = screen(payload).and_then(|()| handshake.receive(payload)) {
-                self.encoder.push_framed(&handshake.take_outgoing());
+            if let Err(e) = driver.receive(payload, &mut self.encoder) {
                 let _ = self.flush().await;
-                return Err(reason.into());
+                return Err(e);
             }
         }
         self.flush().await

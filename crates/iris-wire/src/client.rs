@@ -70,7 +70,7 @@ impl Client {
             handshake,
             deadline,
             timeout,
-            &refuse_reflected_challenges,
+            refuse_reflected_challenges,
         )
     }
 }

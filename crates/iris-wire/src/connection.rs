@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
+use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
 use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
 use crate::stream::{Stream, Transport};
@@ -151,7 +152,7 @@ impl<S: Transport> Connection<S> {
                 Handshake::listener(&authkey, nonce, legacy_md5),
                 deadline,
                 timeout,
-                &|_| Ok(()),
+                no_screen,
             ),
             Role::Client => {
                 let _outstanding = OutstandingChallenge::register(nonce);
@@ -159,7 +160,7 @@ impl<S: Transport> Connection<S> {
                     Handshake::client(&authkey, nonce, legacy_md5),
                     deadline,
                     timeout,
-                    &refuse_reflected_challenges,
+                    refuse_reflected_challenges,
                 )
             }
         }
@@ -191,7 +192,7 @@ impl<S: Transport> Connection<S> {
         handshake: Handshake,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
-        screen: &dyn Fn(&[u8]) -> Result<(), AuthError>,
+        screen: Screen,
     ) -> Result<Connection<S>, Error> {
         self.deadline = deadline;
         let max_frame = self.decoder.max_frame();
@@ -217,31 +218,20 @@ impl<S: Transport> Connection<S> {
         Ok(self)
     }
 
-    fn run_handshake(
-        &mut self,
-        mut handshake: Handshake,
-        screen: &dyn Fn(&[u8]) -> Result<(), AuthError>,
-    ) -> Result<(), Error> {
-        let mut received_any = false;
-        loop {
-            self.encoder.push_framed(&handshake.take_outgoing());
-            if handshake.is_complete() {
-                break;
-            }
+    fn run_handshake(&mut self, handshake: Handshake, screen: Screen) -> Result<(), Error> {
+        let mut driver = HandshakeDriver::new(handshake, screen);
+        while !driver.queue_outgoing(&mut self.encoder) {
             // Pending output is flushed only when this read has to wait: a
             // pipelining client's challenge is often already here, and then
             // the welcome and our answer leave in one write.
-            let before_challenge = handshake.role() == Role::Client && !received_any;
             let frame = self
                 .next_frame("the peer's handshake")
-                .map_err(|e| handshake_read_error(e, before_challenge))?;
-            received_any = true;
+                .map_err(|e| driver.read_error(e))?;
             let payload = self.decoder.payload(&frame);
-            if let Err(reason) = screen(payload).and_then(|()| handshake.receive(payload)) {
+            if let Err(e) = driver.receive(payload, &mut self.encoder) {
                 // Tell the peer why it is being dropped, if it still listens.
-                self.encoder.push_framed(&handshake.take_outgoing());
                 let _ = self.flush();
-                return Err(reason.into());
+                return Err(e);
             }
         }
         // The last verdict goes out now: a CPython listener's accept() waits

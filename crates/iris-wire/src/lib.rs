@@ -91,6 +91,7 @@ mod asynchronous;
 mod client;
 mod codec;
 mod connection;
+mod driver;
 mod error;
 pub mod frame;
 pub mod handshake;

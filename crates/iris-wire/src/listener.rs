@@ -15,6 +15,7 @@ use ring::rand::SystemRandom;
 
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
+use crate::driver::no_screen;
 use crate::handshake::{AuthKey, Handshake, ToAuthKey};
 use crate::stream::Stream;
 use crate::{Address, Error, Options};
@@ -212,7 +213,7 @@ impl Incoming {
     /// ([`Error::HandshakeTimeout`]).
     pub fn authenticate(self) -> Result<Connection, Error> {
         self.connection
-            .run_authentication(self.handshake, self.deadline, self.timeout, &|_| Ok(()))
+            .run_authentication(self.handshake, self.deadline, self.timeout, no_screen)
     }
 }
 
