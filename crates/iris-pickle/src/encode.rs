@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn seed_golden() {
-        // import pickle, sys; sys.path.insert(0, '/work/shared/seed/python')
+        // import pickle, sys; sys.path.insert(0, 'tests/seed')
         // from iris import Iris
         // pickle.dumps(Iris(5.1, 3.5, 1.4, 0.2, 'setosa')).hex()
         let inner = dumps_object(
