@@ -659,6 +659,16 @@ pub fn split_csv(path: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Peak resident memory of a process in KiB (`VmHWM` in /proc).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
 /// Writes `contents` to `dir/name` and returns the path.
 pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, contents: &str) -> PathBuf {
     let path = dir.join(name.as_ref());

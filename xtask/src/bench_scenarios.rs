@@ -4,7 +4,7 @@
 //!
 //! | scenario | iris | CPython | floor |
 //! |---|---|---|---|
-//! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` | `bench/listener.py` ← `bench/client.py` | — |
+//! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` (and `--codec pickle`: the seed's format) | `bench/listener.py` ← `bench/client.py` | — |
 //! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (`multiprocessing.connection.wait` over the 64) ← 64 × `client.py` | — |
 //! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16 | `drivers.py handshake-server` ← `handshake-client` | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
 //! | `ping` | `iris-listener --once -q` ← `iris-bench ping` | `drivers.py echo-server` ← `ping-client` | `floor-server --mode ping` ← `iris-bench ping --raw` |
@@ -231,14 +231,56 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
         },
         &mut metrics,
         |side| match side {
-            Side::Iris => stream_iris(env, 1, iris_flowers),
+            Side::Iris => stream_iris(env, 1, iris_flowers, Codec::Native),
             Side::Baseline(python) | Side::Extra(python) => {
                 stream_python(env, python, 1, python_flowers)
             }
             Side::Floor => bail!("stream has no floor"),
         },
     )?;
+    // The same format on both sides: iris-listener fed the seed's pickles,
+    // so that the table separates what the implementation gains from what
+    // the native format gains.
+    let pickled_flowers = if env.quick { 200_000 } else { 2_000_000 };
+    let mut same_format = vec![metric(
+        env,
+        "stream",
+        "flowers/s, 1 client, the seed's pickles",
+        "stream, pickles\nflowers/s",
+        Unit::PerSecond,
+        Better::Higher,
+    )];
+    alternate(
+        env,
+        &Plan {
+            scenario: "stream",
+            variant: "1 client, pickles",
+            baseline: true,
+            floor: false,
+            extras: false,
+            rounds: rounds(env),
+        },
+        &mut same_format,
+        |side| match side {
+            Side::Iris => stream_iris(env, 1, pickled_flowers, Codec::Pickle),
+            Side::Baseline(python) | Side::Extra(python) => {
+                stream_python(env, python, 1, python_flowers)
+            }
+            Side::Floor => bail!("stream has no floor"),
+        },
+    )?;
+    metrics.extend(same_format);
     Ok(metrics)
+}
+
+/// How `iris-client` encodes the flowers it streams.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// Native iris messages, acknowledged.
+    Native,
+    /// Pickles exactly as the Python seed client sends them, unacknowledged
+    /// (as towards a Python listener).
+    Pickle,
 }
 
 /// Clients sending at once in `fan-in`.
@@ -283,7 +325,7 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
         },
         &mut metrics,
         |side| match side {
-            Side::Iris => stream_iris(env, FAN_IN_CLIENTS, iris_flowers),
+            Side::Iris => stream_iris(env, FAN_IN_CLIENTS, iris_flowers, Codec::Native),
             Side::Baseline(python) | Side::Extra(python) => {
                 stream_python(env, python, FAN_IN_CLIENTS, python_flowers)
             }
@@ -296,8 +338,10 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
 /// `iris-listener` with stdout to /dev/null and `clients` × `iris-client
 /// send`, `total` flowers in all. Timed from the clients' start signal to
 /// the last client's exit, which comes after its acknowledgement, which the
-/// listener sends only once that connection's lines are written.
-fn stream_iris(env: &Env, clients: u64, total: u64) -> anyhow::Result<Measured> {
+/// listener sends only once that connection's lines are written. Pickles
+/// are not acknowledged: then the time runs to the `--once` listener's exit,
+/// after it has written every line.
+fn stream_iris(env: &Env, clients: u64, total: u64, codec: Codec) -> anyhow::Result<Measured> {
     let each = total / clients;
     let host = env.fresh_host();
     let address_file = env.fresh_file("address");
@@ -314,6 +358,9 @@ fn stream_iris(env: &Env, clients: u64, total: u64) -> anyhow::Result<Measured> 
             let mut client = env.iris_command(&env.client_bin);
             client.args(["-q", "send", "-", "--repeat", &each.to_string()]);
             client.args(["--address", &listener.address]);
+            if codec == Codec::Pickle {
+                client.args(["--codec", "pickle"]);
+            }
             client
         })
         .collect();
@@ -321,9 +368,12 @@ fn stream_iris(env: &Env, clients: u64, total: u64) -> anyhow::Result<Measured> 
     gated.wait_ready(READY_TIMEOUT)?;
     let started = gated.release(SEED_CSV.as_bytes())?;
     let finished = gated.finish(RUN_TIMEOUT)?;
-    let ended = last_exit(&finished)?;
+    let mut ended = last_exit(&finished)?;
     for client in &finished {
         client.check()?;
+        if codec == Codec::Pickle {
+            continue;
+        }
         let acknowledged = acknowledged(&client.output.stdout);
         ensure!(
             acknowledged == Some(each),
@@ -333,7 +383,11 @@ fn stream_iris(env: &Env, clients: u64, total: u64) -> anyhow::Result<Measured> 
         );
     }
     let (status, log) = if clients == 1 {
-        listener.finish(STOP_TIMEOUT)?
+        let finished = listener.finish(STOP_TIMEOUT)?;
+        if codec == Codec::Pickle {
+            ended = Instant::now();
+        }
+        finished
     } else {
         listener.stop(STOP_TIMEOUT)?
     };

@@ -8,7 +8,15 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 
 /// Every target in `fuzz/Cargo.toml`.
-const TARGETS: [&str; 4] = ["pickle_decode", "python_frame", "message", "frame_header"];
+const TARGETS: [&str; 7] = [
+    "pickle_decode",
+    "python_frame",
+    "message",
+    "frame_header",
+    "frame_decoder",
+    "handshake_listener",
+    "handshake_client",
+];
 
 /// Seconds per target unless `--seconds` says otherwise.
 const DEFAULT_SECONDS: u64 = 60;

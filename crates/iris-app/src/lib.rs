@@ -15,7 +15,7 @@
 //!
 //! let cli = Cli::try_parse_from(["prog", "--address", "127.0.0.1:0", "--allow-legacy-md5"])?;
 //! assert_eq!(cli.connection.address, "127.0.0.1:0");
-//! assert!(cli.connection.wire_options().get_legacy_md5());
+//! assert!(cli.connection.wire_options().legacy_md5());
 //! # Ok::<(), clap::Error>(())
 //! ```
 
@@ -55,7 +55,8 @@ pub struct ConnectionArgs {
     #[arg(long, global = true)]
     pub allow_legacy_md5: bool,
 
-    /// Seconds a peer gets to connect and authenticate.
+    /// Seconds the whole handshake may take, connecting included: a deadline,
+    /// not a limit per read, so a peer that trickles bytes is cut off too.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds, global = true)]
     pub handshake_timeout: f64,
 }
@@ -64,8 +65,8 @@ impl ConnectionArgs {
     /// The wire options these flags ask for.
     pub fn wire_options(&self) -> iris_wire::Options {
         iris_wire::Options::new()
-            .legacy_md5(self.allow_legacy_md5)
-            .handshake_timeout(Some(Duration::from_secs_f64(self.handshake_timeout)))
+            .with_legacy_md5(self.allow_legacy_md5)
+            .with_handshake_timeout(Some(Duration::from_secs_f64(self.handshake_timeout)))
     }
 
     /// Loads the authkey these flags point at (see [`load_authkey`]).

@@ -42,12 +42,13 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use clap::{Parser, ValueEnum};
 use iris_model::{Message, Reply};
 use iris_wire::{Client, Connection, Listener, Options};
+use serde_json::json;
 
 const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
 
@@ -59,78 +60,147 @@ const RAW_PING_LEN: usize = 5;
 /// The raw bulk floor writes and reads this much at a time.
 const RAW_CHUNK: usize = 1 << 20;
 
-const USAGE: &str = "usage: iris-bench handshake|ping|bulk|bulk-server|floor-server|idle [OPTIONS] (see the source's header)";
+/// The drivers; each prints one JSON object (or `ready N`) on stdout.
+#[derive(Parser, Debug)]
+#[command(name = "iris-bench", about = "The Rust drivers of `cargo xtask bench`")]
+enum Command {
+    /// Connect, authenticate, close, in a loop (raw: TCP connect and one
+    /// 40-byte ping-pong).
+    Handshake {
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 20_000)]
+        max: usize,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Message::Ping / Reply::Pong round trips (raw: a 5-byte echo).
+    Ping {
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 200)]
+        warmup: usize,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// K frames of BYTES each, then the server's count (raw: the same bytes
+    /// in 1 MiB writes from a reused buffer of --source bytes).
+    Bulk {
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 64 << 20)]
+        size: usize,
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        #[arg(long)]
+        raw: bool,
+        #[arg(long, default_value_t = RAW_CHUNK)]
+        source: usize,
+    },
+    /// The iris-wire receiving side of `bulk`.
+    BulkServer {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        address_file: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        count: usize,
+        #[arg(long, default_value_t = 128 << 20)]
+        max_frame: u64,
+    },
+    /// The raw std::net servers of the floors.
+    FloorServer {
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        address_file: PathBuf,
+        #[arg(long, value_enum)]
+        mode: FloorMode,
+        #[arg(long, default_value_t = 0)]
+        bytes: u64,
+        #[arg(long = "buffer", default_value_t = RAW_CHUNK)]
+        buffer_len: usize,
+    },
+    /// Opens N authenticated connections, prints `ready N`, holds them
+    /// until stdin ends.
+    Idle {
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long)]
+        ping: bool,
+        #[arg(long)]
+        allow_legacy_md5: bool,
+    },
+}
+
+/// What a floor server serves.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FloorMode {
+    /// 40-byte echo, then wait for the client to close; connections one
+    /// after the other on the accepting thread.
+    Handshake,
+    /// The same with a thread per connection, for reference.
+    HandshakeThreaded,
+    /// 5-byte echo on one connection.
+    Ping,
+    /// Read N bytes into a reused buffer and answer their count.
+    Bulk,
+}
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
-    let command = args.remove(0);
-    let args = Args(args);
-    let result = match command.as_str() {
-        "handshake" => handshake(args),
-        "ping" => ping(args),
-        "bulk" => bulk(args),
-        "bulk-server" => bulk_server(args),
-        "floor-server" => floor_server(args),
-        "idle" => idle(args),
-        other => {
-            eprintln!("iris-bench: unknown command {other:?}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let command = Command::parse();
+    let result = match command {
+        Command::Handshake {
+            address,
+            seconds,
+            max,
+            raw,
+        } => handshake(&address, seconds, max, raw),
+        Command::Ping {
+            address,
+            count,
+            warmup,
+            raw,
+        } => ping(&address, count, warmup, raw),
+        Command::Bulk {
+            address,
+            size,
+            count,
+            raw,
+            source,
+        } => bulk(&address, size, count, raw, source),
+        Command::BulkServer {
+            host,
+            address_file,
+            count,
+            max_frame,
+        } => bulk_server(&host, &address_file, count, max_frame),
+        Command::FloorServer {
+            host,
+            address_file,
+            mode,
+            bytes,
+            buffer_len,
+        } => floor_server(&host, &address_file, mode, bytes, buffer_len),
+        Command::Idle {
+            address,
+            connections,
+            ping,
+            allow_legacy_md5,
+        } => idle(&address, connections, ping, allow_legacy_md5),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("iris-bench {command}: error: {error:#}");
+            eprintln!("iris-bench: error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `--name VALUE` options and `--name` flags, taken out one by one; what is
-/// left at the end is an error.
-struct Args(Vec<String>);
-
-impl Args {
-    fn value(&mut self, name: &str) -> anyhow::Result<Option<String>> {
-        let Some(at) = self.0.iter().position(|arg| arg == name) else {
-            return Ok(None);
-        };
-        ensure!(at + 1 < self.0.len(), "{name} needs a value");
-        let value = self.0.remove(at + 1);
-        self.0.remove(at);
-        Ok(Some(value))
-    }
-
-    fn required(&mut self, name: &str) -> anyhow::Result<String> {
-        self.value(name)?
-            .with_context(|| format!("{name} is required"))
-    }
-
-    fn number<T: FromStr>(&mut self, name: &str, default: T) -> anyhow::Result<T>
-    where
-        T::Err: std::error::Error + Send + Sync + 'static,
-    {
-        match self.value(name)? {
-            Some(text) => text
-                .parse()
-                .with_context(|| format!("{name}: cannot parse {text:?}")),
-            None => Ok(default),
-        }
-    }
-
-    fn flag(&mut self, name: &str) -> bool {
-        let before = self.0.len();
-        self.0.retain(|arg| arg != name);
-        self.0.len() != before
-    }
-
-    fn finish(self) -> anyhow::Result<()> {
-        ensure!(self.0.is_empty(), "unexpected arguments: {:?}", self.0);
-        Ok(())
     }
 }
 
@@ -156,23 +226,9 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// `[1,2,3]`.
-fn json_list(values: &[u64]) -> String {
-    let mut out = String::with_capacity(values.len() * 8 + 2);
-    out.push('[');
-    for (index, value) in values.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        out.push_str(&value.to_string());
-    }
-    out.push(']');
-    out
-}
-
-fn print_result(json: &str) -> anyhow::Result<()> {
+fn print_result(result: &serde_json::Value) -> anyhow::Result<()> {
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{json}")
+    writeln!(stdout, "{result}")
         .and_then(|()| stdout.flush())
         .context("cannot write the result")
 }
@@ -189,12 +245,7 @@ fn write_address_file(path: &Path, address: &str) -> anyhow::Result<()> {
 }
 
 /// Connect, authenticate, close; or TCP connect and one 40-byte ping-pong.
-fn handshake(mut args: Args) -> anyhow::Result<()> {
-    let address = args.required("--address")?;
-    let seconds: f64 = args.number("--seconds", 1.0)?;
-    let max: usize = args.number("--max", 20_000)?;
-    let raw = args.flag("--raw");
-    args.finish()?;
+fn handshake(address: &str, seconds: f64, max: usize, raw: bool) -> anyhow::Result<()> {
     let key = if raw { Vec::new() } else { authkey()? };
     let options = Options::new();
     let budget = Duration::from_secs_f64(seconds);
@@ -206,7 +257,7 @@ fn handshake(mut args: Args) -> anyhow::Result<()> {
     while latencies.len() < max && start.elapsed() < budget {
         let began = Instant::now();
         if raw {
-            let mut stream = TcpStream::connect(address.as_str())
+            let mut stream = TcpStream::connect(address)
                 .with_context(|| format!("cannot connect to {address}"))?;
             stream.set_nodelay(true)?;
             stream.write_all(&ping)?;
@@ -214,31 +265,25 @@ fn handshake(mut args: Args) -> anyhow::Result<()> {
             latencies.push(nanos(began.elapsed()));
             drop(stream);
         } else {
-            let connection = Client::connect_with(&address, &key, &options)?;
+            let connection = Client::connect_with(address, &key, &options)?;
             latencies.push(nanos(began.elapsed()));
             connection.close()?;
         }
     }
     let elapsed = start.elapsed();
-    print_result(&format!(
-        r#"{{"count":{},"elapsed_ns":{},"latencies_ns":{}}}"#,
-        latencies.len(),
-        nanos(elapsed),
-        json_list(&latencies)
-    ))
+    print_result(&json!({
+        "count": latencies.len(),
+        "elapsed_ns": nanos(elapsed),
+        "latencies_ns": latencies,
+    }))
 }
 
 /// Request/response round trips on one connection.
-fn ping(mut args: Args) -> anyhow::Result<()> {
-    let address = args.required("--address")?;
-    let count: usize = args.number("--count", 10_000)?;
-    let warmup: usize = args.number("--warmup", 200)?;
-    let raw = args.flag("--raw");
-    args.finish()?;
+fn ping(address: &str, count: usize, warmup: usize, raw: bool) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(count);
     if raw {
-        let mut stream = TcpStream::connect(address.as_str())
-            .with_context(|| format!("cannot connect to {address}"))?;
+        let mut stream =
+            TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
         stream.set_nodelay(true)?;
         let mut message = [0_u8, 0, 0, 1, 2];
         for round in 0..warmup + count {
@@ -251,7 +296,7 @@ fn ping(mut args: Args) -> anyhow::Result<()> {
         }
     } else {
         let key = authkey()?;
-        let mut connection = Client::connect_with(&address, &key, &Options::new())?;
+        let mut connection = Client::connect_with(address, &key, &Options::new())?;
         for round in 0..warmup + count {
             let began = Instant::now();
             connection.send(&Message::Ping)?;
@@ -264,7 +309,7 @@ fn ping(mut args: Args) -> anyhow::Result<()> {
         }
         close_natively(connection)?;
     }
-    print_result(&format!(r#"{{"latencies_ns":{}}}"#, json_list(&latencies)))
+    print_result(&json!({ "latencies_ns": latencies }))
 }
 
 /// Sends Close and waits for Closed, so the listener logs a clean close.
@@ -279,20 +324,14 @@ fn close_natively(mut connection: Connection) -> anyhow::Result<()> {
 }
 
 /// Large frames one way, then the receiver's count back.
-fn bulk(mut args: Args) -> anyhow::Result<()> {
-    let address = args.required("--address")?;
-    let size: usize = args.number("--size", 64 << 20)?;
-    let count: usize = args.number("--count", 4)?;
-    let raw = args.flag("--raw");
-    let source: usize = args.number("--source", RAW_CHUNK)?;
-    args.finish()?;
+fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> anyhow::Result<()> {
     let total = (size as u64) * (count as u64);
     // Filled, so every page is mapped before the clock starts.
     let payload = vec![0xa5_u8; if raw { source.max(1) } else { size }];
     let elapsed;
     if raw {
-        let mut stream = TcpStream::connect(address.as_str())
-            .with_context(|| format!("cannot connect to {address}"))?;
+        let mut stream =
+            TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
         let started = Instant::now();
         let mut left = total;
         let mut at = 0;
@@ -319,8 +358,8 @@ fn bulk(mut args: Args) -> anyhow::Result<()> {
         );
     } else {
         let key = authkey()?;
-        let options = Options::new().max_frame((size as u64).max(1 << 20));
-        let mut connection = Client::connect_with(&address, &key, &options)?;
+        let options = Options::new().with_max_frame((size as u64).max(1 << 20));
+        let mut connection = Client::connect_with(address, &key, &options)?;
         let started = Instant::now();
         for _ in 0..count {
             connection.send_bytes(&payload)?;
@@ -336,26 +375,23 @@ fn bulk(mut args: Args) -> anyhow::Result<()> {
         );
         connection.close()?;
     }
-    print_result(&format!(
-        r#"{{"bytes":{total},"elapsed_ns":{}}}"#,
-        nanos(elapsed)
-    ))
+    print_result(&json!({ "bytes": total, "elapsed_ns": nanos(elapsed) }))
 }
 
 /// The iris-wire side receiving `bulk`.
-fn bulk_server(mut args: Args) -> anyhow::Result<()> {
-    let host = args.required("--host")?;
-    let address_file = PathBuf::from(args.required("--address-file")?);
-    let count: usize = args.number("--count", 4)?;
-    let max_frame: u64 = args.number("--max-frame", 128 << 20)?;
-    args.finish()?;
+fn bulk_server(
+    host: &str,
+    address_file: &Path,
+    count: usize,
+    max_frame: u64,
+) -> anyhow::Result<()> {
     let key = authkey()?;
     let listener = Listener::bind_with(
-        &format!("{host}:0"),
+        format!("{host}:0"),
         &key,
-        Options::new().max_frame(max_frame),
+        Options::new().with_max_frame(max_frame),
     )?;
-    write_address_file(&address_file, &listener.local_addr().to_string())?;
+    write_address_file(address_file, &listener.local_addr().to_string())?;
     let mut connection = listener.accept()?;
     let mut total: u64 = 0;
     for _ in 0..count {
@@ -367,33 +403,32 @@ fn bulk_server(mut args: Args) -> anyhow::Result<()> {
 }
 
 /// The raw std::net servers the floors are measured against.
-fn floor_server(mut args: Args) -> anyhow::Result<()> {
-    let host = args.required("--host")?;
-    let address_file = PathBuf::from(args.required("--address-file")?);
-    let mode = args.required("--mode")?;
-    let bytes: u64 = args.number("--bytes", 0)?;
-    let buffer_len: usize = args.number("--buffer", RAW_CHUNK)?;
-    args.finish()?;
-    let listener =
-        TcpListener::bind((host.as_str(), 0)).with_context(|| format!("cannot bind {host}:0"))?;
-    write_address_file(&address_file, &listener.local_addr()?.to_string())?;
-    match mode.as_str() {
+fn floor_server(
+    host: &str,
+    address_file: &Path,
+    mode: FloorMode,
+    bytes: u64,
+    buffer_len: usize,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind((host, 0)).with_context(|| format!("cannot bind {host}:0"))?;
+    write_address_file(address_file, &listener.local_addr()?.to_string())?;
+    match mode {
         // The floor: one connection after the other on the accepting
         // thread, the cheapest way to serve a connect-and-ping (measured
         // here: faster than a thread per connection for 1 client and for
         // 16). Runs until killed.
-        "handshake" => loop {
+        FloorMode::Handshake => loop {
             let (stream, _) = listener.accept()?;
             serve_handshake_floor(stream);
         },
         // For reference: a thread per connection, iris-listener's model.
-        "handshake-threaded" => loop {
+        FloorMode::HandshakeThreaded => loop {
             let (stream, _) = listener.accept()?;
             std::thread::Builder::new()
                 .stack_size(64 << 10)
                 .spawn(move || serve_handshake_floor(stream))?;
         },
-        "ping" => {
+        FloorMode::Ping => {
             let (mut stream, _) = listener.accept()?;
             stream.set_nodelay(true)?;
             let mut message = [0_u8; RAW_PING_LEN];
@@ -405,7 +440,7 @@ fn floor_server(mut args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        "bulk" => {
+        FloorMode::Bulk => {
             let (mut stream, _) = listener.accept()?;
             let mut buffer = vec![0_u8; buffer_len.max(1)];
             let mut received: u64 = 0;
@@ -424,7 +459,6 @@ fn floor_server(mut args: Args) -> anyhow::Result<()> {
             stream.write_all(&received.to_le_bytes())?;
             Ok(())
         }
-        other => bail!("unknown --mode {other:?}: handshake, handshake-threaded, ping or bulk"),
     }
 }
 
@@ -439,17 +473,12 @@ fn serve_handshake_floor(mut stream: TcpStream) {
 }
 
 /// Many authenticated connections, held open until stdin ends.
-fn idle(mut args: Args) -> anyhow::Result<()> {
-    let address = args.required("--address")?;
-    let connections: usize = args.number("--connections", 1000)?;
-    let ping = args.flag("--ping");
-    let legacy_md5 = args.flag("--allow-legacy-md5");
-    args.finish()?;
+fn idle(address: &str, connections: usize, ping: bool, legacy_md5: bool) -> anyhow::Result<()> {
     let key = authkey()?;
-    let options = Options::new().legacy_md5(legacy_md5);
+    let options = Options::new().with_legacy_md5(legacy_md5);
     let mut held = Vec::with_capacity(connections);
     for index in 0..connections {
-        let mut connection = Client::connect_with(&address, &key, &options)
+        let mut connection = Client::connect_with(address, &key, &options)
             .with_context(|| format!("connection {} of {connections}", index + 1))?;
         if ping {
             connection.send(&Message::Ping)?;
@@ -458,7 +487,11 @@ fn idle(mut args: Args) -> anyhow::Result<()> {
         }
         held.push(connection);
     }
-    print_result(&format!("ready {connections}"))?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "ready {connections}")
+        .and_then(|()| stdout.flush())
+        .context("cannot announce readiness")?;
+    drop(stdout);
     gate()?;
     drop(held);
     Ok(())

@@ -69,13 +69,15 @@ pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
     use iris_wire::Error as E;
     match error {
         E::InvalidAddress { .. } => USAGE,
-        // Io: a reset or similar before the handshake completed; Timeout: the
-        // socket connected (a busy listener's backlog accepts it) but nothing
-        // answered within the handshake timeout.
-        E::Connect { .. } | E::Timeout { .. } | E::Io(_) => CANNOT_CONNECT,
+        // Io: a reset or similar before the handshake completed;
+        // HandshakeTimeout: the socket connected (a busy listener's backlog
+        // accepts it) but the handshake did not finish by its deadline.
+        E::Connect { .. } | E::Timeout { .. } | E::HandshakeTimeout { .. } | E::Io(_) => {
+            CANNOT_CONNECT
+        }
         // The library reports a peer that closes or talks nonsense during the
         // handshake as Authentication, so those land here too.
-        E::Authentication(_) | E::BadLength { .. } | E::FrameTooLarge { .. } => AUTH_FAILED,
+        E::Authentication(_) | E::Frame(_) => AUTH_FAILED,
         _ => OTHER,
     }
 }
@@ -97,8 +99,8 @@ mod tests {
         let cases = [
             (refused, CANNOT_CONNECT),
             (
-                Error::Timeout {
-                    waiting_for: "the peer's handshake",
+                Error::HandshakeTimeout {
+                    limit: std::time::Duration::from_secs(5),
                 },
                 CANNOT_CONNECT,
             ),
@@ -113,7 +115,10 @@ mod tests {
                 AUTH_FAILED,
             ),
             (Error::Authentication(AuthError::PeerClosed), AUTH_FAILED),
-            (Error::BadLength { header: -7 }, AUTH_FAILED),
+            (
+                Error::Frame(iris_wire::frame::FrameError::BadLength { header: -7 }),
+                AUTH_FAILED,
+            ),
             (
                 Error::InvalidAddress {
                     address: "nowhere".into(),

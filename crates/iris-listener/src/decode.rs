@@ -1,13 +1,17 @@
 //! Turning a received frame into a request.
 
 use iris_app::python::{self, PythonMessage};
-use iris_model::{Iris, Message, MessageError};
+use iris_model::{Iris, Message, MessageError, PyIris};
 
 /// What a client asked for.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Request {
     /// Report on this flower.
     Flower(Iris),
+    /// Report on this flower from a Python client, whose measurements may
+    /// be `int`s (its area is then Python's). Boxed so that the native
+    /// path's requests stay as small as they were.
+    PythonFlower(Box<PyIris>),
     /// Answer with a pong.
     Ping,
     /// The client is done; native clients wait for an acknowledgement,
@@ -23,7 +27,7 @@ pub(crate) enum Request {
 pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
     if python::is_pickle(frame) {
         return match python::decode_frame(frame) {
-            Ok(PythonMessage::Flower(iris)) => Ok(Request::Flower(iris)),
+            Ok(PythonMessage::Flower(iris)) => Ok(Request::PythonFlower(Box::new(iris))),
             Ok(PythonMessage::Close) => Ok(Request::Close { acknowledge: false }),
             Err(e) => Err(DecodeError(e.to_string())),
         };
@@ -84,7 +88,10 @@ mod tests {
         let iris = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("valid");
         let mut frame = Vec::new();
         python::write_flower_frame(&mut frame, &iris, "iris", "Iris");
-        assert_eq!(decode(&frame), Ok(Request::Flower(iris)));
+        assert_eq!(
+            decode(&frame),
+            Ok(Request::PythonFlower(Box::new(PyIris::from(iris))))
+        );
         assert_eq!(
             decode(&python::close_frame()),
             Ok(Request::Close { acknowledge: false })

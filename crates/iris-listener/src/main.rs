@@ -2,6 +2,7 @@
 //! area, as the seed's Python listener does, for many clients at once.
 
 mod decode;
+mod log_budget;
 mod output;
 mod server;
 mod session;
@@ -28,9 +29,16 @@ struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
 
-    /// Connections served at once; more are refused.
+    /// Authenticated connections served at once; more are refused.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+
+    /// Handshakes in progress at once, apart from --max-connections, so that
+    /// peers without the key cannot take the slots of those with it; more
+    /// connections wait in the kernel's backlog until one ends (each within
+    /// --handshake-timeout).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_handshakes: u32,
 
     /// Largest message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
@@ -105,8 +113,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let options = cli
         .connection
         .wire_options()
-        .max_frame(cli.max_frame)
-        .write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
+        .with_max_frame(cli.max_frame)
+        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)
         .map_err(|e| anyhow::anyhow!(iris_app::with_hint(&e)))?;
     let address = listener.local_addr().to_string();
@@ -118,6 +126,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
     let config = Config {
         max_connections: cli.max_connections as usize,
+        max_handshakes: cli.max_handshakes as usize,
         once: cli.once,
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
     };

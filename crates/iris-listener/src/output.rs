@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use iris_model::{Iris, Species, write_area_line};
+use iris_model::{Iris, PyArea, PyIris, PyNumber, Species, write_area_line, write_py_area_line};
 use serde::Serialize;
 
 /// Areas formatted together, at most.
@@ -123,15 +123,17 @@ pub(crate) struct ConnectionOutput<'a> {
     received: Counts,
 }
 
+/// One JSON line. Generic over the number type so that a Python client's
+/// `int` measurements and area come out as JSON integers, as Python has them.
 #[derive(Serialize)]
-struct JsonFlower {
+struct JsonFlower<M, A> {
     connection: u64,
     species: &'static str,
-    sepal_length: f64,
-    sepal_width: f64,
-    petal_length: f64,
-    petal_width: f64,
-    area: f64,
+    sepal_length: M,
+    sepal_width: M,
+    petal_length: M,
+    petal_width: M,
+    area: A,
 }
 
 impl<'a> ConnectionOutput<'a> {
@@ -155,23 +157,62 @@ impl<'a> ConnectionOutput<'a> {
                     self.format_areas();
                 }
             }
-            Format::Json => {
-                let record = JsonFlower {
+            Format::Json => self.json(&JsonFlower {
+                connection: self.connection,
+                species: iris.species().as_str(),
+                sepal_length: iris.sepal_length(),
+                sepal_width: iris.sepal_width(),
+                petal_length: iris.petal_length(),
+                petal_width: iris.petal_width(),
+                area: iris.total_area(),
+            }),
+        }
+        self.count(iris.species())
+    }
+
+    /// Formats the line of a flower from a Python client. Off the native
+    /// hot path: an `int` area is written at once, after the batched float
+    /// areas, so lines keep their arrival order.
+    pub(crate) fn python_flower(&mut self, flower: &PyIris) -> Result<(), StdoutClosed> {
+        let area = flower.total_area();
+        match (self.output.format, area) {
+            (Format::Text, PyArea::Float(area)) => {
+                self.areas.push(area);
+                if self.areas.len() == AREA_BATCH {
+                    self.format_areas();
+                }
+            }
+            (Format::Text, PyArea::Int(_)) => {
+                self.format_areas();
+                write_py_area_line(&mut self.lines, area);
+            }
+            (Format::Json, _) => {
+                let [sepal_length, sepal_width, petal_length, petal_width]: [PyNumber; 4] =
+                    flower.measurements();
+                self.json(&JsonFlower {
                     connection: self.connection,
-                    species: iris.species().as_str(),
-                    sepal_length: iris.sepal_length(),
-                    sepal_width: iris.sepal_width(),
-                    petal_length: iris.petal_length(),
-                    petal_width: iris.petal_width(),
-                    area: iris.total_area(),
-                };
-                // Writing plain numbers and strings into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut self.lines, &record);
-                self.lines.push(b'\n');
+                    species: flower.iris().species().as_str(),
+                    sepal_length,
+                    sepal_width,
+                    petal_length,
+                    petal_width,
+                    area,
+                });
             }
         }
-        self.pending.add(iris.species());
-        self.received.add(iris.species());
+        self.count(flower.iris().species())
+    }
+
+    fn json(&mut self, record: &impl Serialize) {
+        // Writing plain numbers and strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.lines, record);
+        self.lines.push(b'\n');
+    }
+
+    /// Counts a formatted flower and publishes a full buffer.
+    fn count(&mut self, species: Species) -> Result<(), StdoutClosed> {
+        self.pending.add(species);
+        self.received.add(species);
         if self.lines.len() >= PUBLISH_THRESHOLD {
             self.publish()?;
         }
@@ -258,6 +299,33 @@ mod tests {
         assert_eq!(value["species"], "virginica");
         assert_eq!(value["area"], 18.13);
         assert_eq!(value["petal_width"], 0.2);
+    }
+
+    #[test]
+    fn python_flowers_print_int_areas_as_python_in_arrival_order() {
+        let ints =
+            PyIris::new([5, 3, 1, 1].map(PyNumber::Int), Species::Versicolor).expect("valid");
+        let output = Output::new(Format::Text);
+        let mut connection = ConnectionOutput::new(&output, 1);
+        connection
+            .python_flower(&PyIris::from(flower(Species::Setosa)))
+            .expect("formatted");
+        connection.python_flower(&ints).expect("formatted");
+        connection
+            .flower(&flower(Species::Setosa))
+            .expect("formatted");
+        connection.format_areas();
+        assert_eq!(connection.lines, b"Area: 18.13\nArea: 16\nArea: 18.13\n");
+        assert_eq!(connection.received().total(), 3);
+
+        let output = Output::new(Format::Json);
+        let mut connection = ConnectionOutput::new(&output, 2);
+        connection.python_flower(&ints).expect("formatted");
+        assert_eq!(
+            std::str::from_utf8(&connection.lines).expect("utf-8"),
+            "{\"connection\":2,\"species\":\"versicolor\",\"sepal_length\":5,\"sepal_width\":3,\
+             \"petal_length\":1,\"petal_width\":1,\"area\":16}\n"
+        );
     }
 
     #[test]

@@ -1,4 +1,11 @@
 //! Accepting clients, one thread each, up to a limit; stopping gracefully.
+//!
+//! Two separate limits keep peers without the key from starving those with
+//! it: at most `max_handshakes` handshakes run at once (each bounded by the
+//! handshake deadline), and at most `max_connections` authenticated
+//! sessions. While the handshakes are all taken, new connections wait in
+//! the kernel's backlog; authenticated sessions never give up their slots to
+//! them. Failed and refused connections are logged at a bounded rate.
 
 use std::io;
 use std::net::TcpStream;
@@ -7,8 +14,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iris_wire::{Address, Connection, Error, Incoming, Listener};
+use iris_wire::{Address, Connection, Error, Incoming, Listener, Stream};
 
+use crate::log_budget::LogBudget;
 use crate::output::{Counts, Output};
 use crate::session::{self, Ending, SessionError};
 use crate::workers::Workers;
@@ -17,11 +25,19 @@ use crate::workers::Workers;
 /// connections cheap.
 const SESSION_STACK: usize = 256 << 10;
 
+/// How often failed handshakes and refused connections are summarised
+/// instead of logged one by one.
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// How many of them per window get a line of their own.
+const LOG_BURST: u32 = 5;
+
 /// How the server runs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config {
-    /// Connections served at once; more are refused.
+    /// Authenticated connections served at once; more are refused.
     pub(crate) max_connections: usize,
+    /// Handshakes in progress at once; more connections wait in the backlog.
+    pub(crate) max_handshakes: usize,
     /// Stop after the first authenticated connection ends, like the seed.
     pub(crate) once: bool,
     /// How long open connections may take to finish once stopping.
@@ -45,7 +61,18 @@ pub(crate) struct Summary {
 
 #[derive(Debug, Default)]
 struct Slots {
-    active: usize,
+    /// Connections in their handshake.
+    handshakes: usize,
+    /// Authenticated sessions.
+    sessions: usize,
+    /// Session threads not finished yet (handshake, session and its log
+    /// lines): what a stop waits for.
+    running: usize,
+    /// With `--once`: a connection authenticated and is the one served.
+    once_claimed: bool,
+    /// With `--once`: that connection's session is over and logged; the
+    /// listener exits without waiting for handshakes still under way.
+    once_done: bool,
     stop_requested: Option<Instant>,
 }
 
@@ -60,6 +87,8 @@ struct Shared {
     connections: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    failed_handshakes: Mutex<LogBudget>,
+    refusals: Mutex<LogBudget>,
 }
 
 impl Shared {
@@ -67,10 +96,41 @@ impl Shared {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn release_slot(&self) {
-        self.slots().active -= 1;
+    fn update(&self, change: impl FnOnce(&mut Slots)) {
+        change(&mut self.slots());
         self.changed.notify_all();
     }
+
+    /// Logs a failed handshake, within its budget.
+    fn log_failed_handshake(&self, line: String) {
+        let lines = lock(&self.failed_handshakes).record(Instant::now(), line);
+        for line in lines {
+            tracing::warn!("{line}");
+        }
+    }
+
+    /// Logs a refused connection, within its budget.
+    fn log_refusal(&self, line: String) {
+        let lines = lock(&self.refusals).record(Instant::now(), line);
+        for line in lines {
+            tracing::warn!("{line}");
+        }
+    }
+
+    /// Logs the summaries of budgets whose window has ended (`force`: all,
+    /// as when stopping).
+    fn flush_logs(&self, force: bool) {
+        let now = Instant::now();
+        for budget in [&self.failed_handshakes, &self.refusals] {
+            if let Some(line) = lock(budget).flush(now, force) {
+                tracing::warn!("{line}");
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A handle that stops the server from another thread (a signal handler, a
@@ -85,12 +145,15 @@ impl Stopper {
         if shared.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        shared.slots().stop_requested = Some(Instant::now());
-        shared.changed.notify_all();
-        // The accept loop is blocked in accept(): a connection wakes it.
-        if let Err(e) = wake(&shared.wake_address) {
-            tracing::debug!("could not wake the accept loop: {e}");
-        }
+        shared.update(|slots| slots.stop_requested = Some(Instant::now()));
+        wake_accept_loop(shared);
+    }
+}
+
+/// The accept loop may be blocked in accept(): a connection wakes it.
+fn wake_accept_loop(shared: &Shared) {
+    if let Err(e) = wake(&shared.wake_address) {
+        tracing::debug!("could not wake the accept loop: {e}");
     }
 }
 
@@ -132,6 +195,12 @@ impl Server {
             connections: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            failed_handshakes: Mutex::new(LogBudget::new(
+                "handshakes failed",
+                LOG_WINDOW,
+                LOG_BURST,
+            )),
+            refusals: Mutex::new(LogBudget::new("connections refused", LOG_WINDOW, LOG_BURST)),
         });
         Server {
             listener,
@@ -146,81 +215,118 @@ impl Server {
         Stopper(Arc::clone(&self.shared))
     }
 
-    /// Serves until stopped (or, with `once`, until the first connection
-    /// ends), then waits for open connections within the shutdown bound.
+    /// Serves until stopped (or, with `once`, until the first authenticated
+    /// connection ends), then waits for open connections within the
+    /// shutdown bound.
     pub(crate) fn run(self) -> Summary {
-        while !self.shared.stopping.load(Ordering::SeqCst) {
-            let incoming = match self.listener.accept_unauthenticated() {
-                Ok(incoming) => incoming,
+        while self.wait_for_a_handshake_slot() {
+            let (stream, peer) = match self.listener.accept_stream() {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     self.accept_failed(&e);
                     continue;
                 }
             };
-            if self.shared.stopping.load(Ordering::SeqCst) {
+            if !self.accepting() {
                 break;
             }
-            if self.config.once {
-                // Like the seed, serve one client; unlike it, a client that
-                // fails to authenticate does not end the listener.
-                let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-                match self.session_context().authenticate(incoming, id) {
-                    Ok(connection) => {
-                        self.start_session(connection, id);
-                        break;
-                    }
-                    Err(rejection) => rejection.log(),
-                }
-                continue;
-            }
-            self.admit(incoming);
+            self.shared.flush_logs(false);
+            self.admit(stream, peer);
         }
         self.drain()
     }
 
+    /// Whether new connections are still wanted.
+    fn accepting(&self) -> bool {
+        !self.shared.stopping.load(Ordering::SeqCst) && !self.shared.slots().once_claimed
+    }
+
+    /// Waits until fewer than `max_handshakes` handshakes are in progress,
+    /// leaving new connections in the kernel's backlog meanwhile. Returns
+    /// false once no more connections are wanted.
+    fn wait_for_a_handshake_slot(&self) -> bool {
+        let mut slots = self.shared.slots();
+        let mut logged = false;
+        loop {
+            if self.shared.stopping.load(Ordering::SeqCst) || slots.once_claimed {
+                return false;
+            }
+            if slots.handshakes < self.config.max_handshakes {
+                return true;
+            }
+            if !logged {
+                logged = true;
+                let line = format!(
+                    "{} handshakes in progress, the limit (--max-handshakes): new connections wait until one ends (at the latest at its handshake timeout)",
+                    slots.handshakes
+                );
+                drop(slots);
+                self.shared.log_refusal(line);
+                slots = self.shared.slots();
+                continue;
+            }
+            slots = self
+                .shared
+                .changed
+                .wait(slots)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     fn accept_failed(&self, e: &Error) {
-        tracing::warn!("accept failed: {e}");
+        // Within the refusals' budget: out of descriptors, this repeats
+        // for as long as the shortage lasts.
+        self.shared.log_refusal(format!("accept failed: {e}"));
         if let Error::Io(io) = e {
             // Out of file descriptors: back off instead of spinning.
             if io
                 .raw_os_error()
-                .is_some_and(|code| code == 24 || code == 23)
+                .is_some_and(|code| code == libc::EMFILE || code == libc::ENFILE)
             {
                 thread::sleep(Duration::from_millis(50));
             }
         }
     }
 
-    /// Takes a slot for a new connection, or refuses it.
-    fn admit(&self, incoming: Incoming) {
+    /// Takes a handshake slot for a new connection and sends it the
+    /// challenge, or, when the authenticated sessions are all taken,
+    /// refuses it by closing it before the challenge: a signal clients can
+    /// tell apart from a wrong key.
+    fn admit(&self, stream: Stream, peer: Address) {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut slots = self.shared.slots();
-            if slots.active >= self.config.max_connections {
+            if slots.sessions >= self.config.max_connections {
                 drop(slots);
+                drop(stream);
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "connection {id} from {} refused: the limit of {} connections is reached",
-                    incoming.peer_addr(),
+                self.shared.log_refusal(format!(
+                    "connection {id} from {peer} refused: the limit of {} connections is reached",
                     self.config.max_connections
-                );
+                ));
                 return;
             }
-            slots.active += 1;
+            slots.handshakes += 1;
+            slots.running += 1;
         }
-        self.spawn_session(Start::Incoming(Box::new(incoming)), id);
-    }
-
-    fn start_session(&self, connection: Connection, id: u64) {
-        self.shared.slots().active += 1;
-        self.spawn_session(Start::Authenticated(connection), id);
-    }
-
-    /// Runs a session on its own thread; its slot is already taken.
-    fn spawn_session(&self, start: Start, id: u64) {
+        let incoming = match self.listener.start_handshake(stream, peer) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                self.shared.update(|slots| {
+                    slots.handshakes -= 1;
+                    slots.running -= 1;
+                });
+                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("connection {id} refused: {e}");
+                return;
+            }
+        };
         let server = self.session_context();
-        if let Err(e) = self.workers.run(move || server.run(start, id)) {
-            self.shared.release_slot();
+        if let Err(e) = self.workers.run(move || server.run(incoming, id)) {
+            self.shared.update(|slots| {
+                slots.handshakes -= 1;
+                slots.running -= 1;
+            });
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::error!("connection {id} refused: cannot start a thread for it: {e}");
         }
@@ -230,6 +336,7 @@ impl Server {
         SessionContext {
             output: Arc::clone(&self.output),
             shared: Arc::clone(&self.shared),
+            config: self.config,
         }
     }
 
@@ -237,7 +344,7 @@ impl Server {
     fn drain(self) -> Summary {
         let mut slots = self.shared.slots();
         loop {
-            if slots.active == 0 {
+            if slots.running == 0 || slots.once_done {
                 break;
             }
             match slots.stop_requested {
@@ -254,7 +361,7 @@ impl Server {
                     if now >= deadline {
                         tracing::warn!(
                             "{} connection(s) still open after {:?}; leaving them",
-                            slots.active,
+                            slots.running,
                             self.config.shutdown_timeout
                         );
                         break;
@@ -268,8 +375,9 @@ impl Server {
                 }
             }
         }
-        let abandoned = slots.active;
+        let abandoned = slots.running;
         drop(slots);
+        self.shared.flush_logs(true);
         Summary {
             connections: self.shared.connections.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
@@ -284,70 +392,99 @@ impl Server {
 struct SessionContext {
     output: Arc<Output>,
     shared: Arc<Shared>,
-}
-
-/// How a session thread starts.
-enum Start {
-    /// Accepted; the handshake runs on the session's thread.
-    Incoming(Box<Incoming>),
-    /// Already authenticated (by the accepting thread, with `--once`).
-    Authenticated(Connection),
-}
-
-/// A failed handshake, logged once its slot is free again.
-struct Rejection {
-    id: u64,
-    peer: Address,
-    error: Error,
-}
-
-impl Rejection {
-    fn log(&self) {
-        let Rejection { id, peer, error } = self;
-        let error = iris_app::with_hint(error);
-        tracing::warn!("connection {id} from {peer} rejected: {error}");
-    }
+    config: Config,
 }
 
 impl SessionContext {
-    /// A session thread: authenticate if needed, serve, free the slot, and
-    /// only then log how it ended, so that whoever reads the log and
-    /// connects again finds the slot free.
-    fn run(&self, start: Start, id: u64) {
-        let mut connection = match start {
-            Start::Authenticated(connection) => connection,
-            Start::Incoming(incoming) => match self.authenticate(*incoming, id) {
-                Ok(connection) => connection,
-                Err(rejection) => {
-                    self.shared.release_slot();
-                    rejection.log();
-                    return;
-                }
-            },
-        };
-        let outcome = session::serve(&mut connection, id, &self.output);
-        drop(connection);
-        self.shared.release_slot();
-        self.report(id, outcome);
+    /// A session thread: authenticate, serve, record how it ended, free the
+    /// slot, log, and only then count the thread as finished. The outcome
+    /// is recorded before the slot is freed, so that a `--once` listener
+    /// waiting for the slot exits with the right status; the log line comes
+    /// after, so that whoever reads it and connects again finds the slot
+    /// free; and a stop waits for the log line.
+    fn run(&self, incoming: Incoming, id: u64) {
+        let mut served = false;
+        if let Some(mut connection) = self.authenticate(incoming, id) {
+            let outcome = session::serve(&mut connection, id, &self.output);
+            drop(connection);
+            let failed = self.record(&outcome);
+            self.shared.update(|slots| slots.sessions -= 1);
+            self.report(id, outcome, failed);
+            served = true;
+        }
+        let once = self.config.once;
+        self.shared.update(|slots| {
+            slots.running -= 1;
+            slots.once_done |= once && served;
+        });
     }
 
-    fn authenticate(&self, incoming: Incoming, id: u64) -> Result<Connection, Rejection> {
+    /// Runs the handshake and, if it succeeds, turns its handshake slot into
+    /// a session slot. `None` if the connection is not to be served.
+    fn authenticate(&self, incoming: Incoming, id: u64) -> Option<Connection> {
         let peer = incoming.peer_addr().clone();
-        tracing::info!("connection {id} opened from {peer}");
-        match incoming.authenticate() {
+        tracing::debug!("connection {id} opened from {peer}");
+        let result = incoming.authenticate();
+        let refusal = {
+            let mut slots = self.shared.slots();
+            slots.handshakes -= 1;
+            let refusal = match &result {
+                Err(_) => None,
+                Ok(_) if self.config.once && slots.once_claimed => Some(
+                    "refused: this listener runs with --once and is serving another connection",
+                ),
+                Ok(_) if slots.sessions >= self.config.max_connections => {
+                    Some("refused: the connection limit was reached during its handshake")
+                }
+                Ok(_) => {
+                    slots.sessions += 1;
+                    slots.once_claimed = self.config.once;
+                    None
+                }
+            };
+            drop(slots);
+            self.shared.changed.notify_all();
+            refusal
+        };
+        match result {
             Ok(connection) => {
+                if let Some(why) = refusal {
+                    self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .log_refusal(format!("connection {id} from {peer} {why}"));
+                    return None;
+                }
                 self.shared.connections.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("connection {id} authenticated");
-                Ok(connection)
+                tracing::info!("connection {id} from {peer} authenticated");
+                if self.config.once {
+                    // The accept loop waits in accept(): wake it to stop.
+                    wake_accept_loop(&self.shared);
+                }
+                Some(connection)
             }
             Err(error) => {
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                Err(Rejection { id, peer, error })
+                let error = iris_app::with_hint(&error);
+                self.shared
+                    .log_failed_handshake(format!("connection {id} from {peer} rejected: {error}"));
+                None
             }
         }
     }
 
-    fn report(&self, id: u64, outcome: session::Outcome) {
+    /// Counts how the session ended; returns whether it failed.
+    fn record(&self, outcome: &session::Outcome) -> bool {
+        let failed = matches!(
+            outcome.result,
+            Err(ref e) if !matches!(e, SessionError::StdoutClosed)
+        );
+        if failed {
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        failed
+    }
+
+    fn report(&self, id: u64, outcome: session::Outcome, failed: bool) {
         let flowers = outcome.flowers.total();
         match outcome.result {
             Ok(Ending::Closed) => tracing::info!("connection {id} closed: {flowers} flowers"),
@@ -358,7 +495,7 @@ impl SessionContext {
                 Stopper(Arc::clone(&self.shared)).stop();
             }
             Err(e) => {
-                self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                debug_assert!(failed);
                 tracing::warn!("connection {id} dropped after {flowers} flowers: {e}");
             }
         }

@@ -80,6 +80,7 @@ fn serve_requests(
         };
         match decode(frame).map_err(SessionError::Decode)? {
             Request::Flower(iris) => lines.flower(&iris)?,
+            Request::PythonFlower(iris) => lines.python_flower(&iris)?,
             Request::Ping => connection.send(&Reply::Pong).map_err(SessionError::Wire)?,
             Request::Close { acknowledge } => {
                 // The acknowledgement promises every flower was printed.

@@ -28,6 +28,7 @@ mod error;
 mod iris;
 pub mod message;
 pub mod py_float;
+pub mod py_number;
 mod species;
 
 pub use dataset::{IrisReader, load_csv, read_csv};
@@ -35,4 +36,5 @@ pub use error::{DatasetError, ModelError};
 pub use iris::Iris;
 pub use message::{Message, MessageError, Reply};
 pub use py_float::{PyFloatBuffer, PyRepr, py_repr, write_area_line};
+pub use py_number::{PyArea, PyIris, PyNumber, write_py_area_line};
 pub use species::Species;

@@ -119,6 +119,12 @@ impl Node {
 /// A [`PickleError`] naming the offending opcode and its offset, the refused
 /// global, or the exceeded limit.
 pub fn decode(bytes: &[u8], limits: &Limits) -> std::result::Result<Value, PickleError> {
+    if bytes.len() > limits.max_input_len() {
+        return Err(PickleError::InputTooLong {
+            len: bytes.len(),
+            limit: limits.max_input_len(),
+        });
+    }
     let mut machine = Machine {
         input: bytes,
         pos: 0,
@@ -128,6 +134,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> std::result::Result<Value, Pickl
         marks: Vec::new(),
         memo: HashMap::new(),
         frame_end: None,
+        charged: 0,
+        made_bytes: 0,
         op: "?",
         op_offset: 0,
     };
@@ -146,6 +154,10 @@ struct Machine<'a> {
     memo: HashMap<u64, Id>,
     /// End of the current protocol 4 frame, if one is open.
     frame_end: Option<usize>,
+    /// Values' worth of copying done besides allocations (`BUILD`).
+    charged: usize,
+    /// String bytes made while running rather than read from the input.
+    made_bytes: usize,
     /// Name of the opcode being executed, for errors.
     op: &'static str,
     /// Offset of the opcode being executed, for errors.
@@ -275,6 +287,18 @@ impl<'a> Machine<'a> {
         Ok(bytes)
     }
 
+    fn escaped_error(&self, error: EscapeError) -> PickleError {
+        match error {
+            EscapeError::Invalid(reason) => self.invalid_argument(reason),
+            EscapeError::TooLong(len) => PickleError::StringTooLong {
+                opcode: self.op,
+                offset: self.op_offset,
+                len: len as u64,
+                limit: self.limits.max_str_len(),
+            },
+        }
+    }
+
     fn check_str_len(&self, len: usize) -> Result<()> {
         if len > self.limits.max_str_len() {
             return Err(PickleError::StringTooLong {
@@ -332,7 +356,7 @@ impl<'a> Machine<'a> {
     }
 
     fn alloc(&mut self, node: Node) -> Result<Id> {
-        if self.nodes.len() >= self.limits.max_values() {
+        if self.nodes.len().saturating_add(self.charged) >= self.limits.max_values() {
             return Err(PickleError::ValueLimit {
                 limit: self.limits.max_values(),
             });
@@ -341,9 +365,50 @@ impl<'a> Machine<'a> {
         Ok(self.nodes.len() - 1)
     }
 
+    /// Counts `n` bytes of string data made while running (not read from
+    /// the input) against [`Limits::max_total_bytes`].
+    fn charge_bytes(&mut self, n: usize) -> Result<()> {
+        self.made_bytes = self.made_bytes.saturating_add(n);
+        if self.made_bytes > self.limits.max_total_bytes() {
+            return Err(PickleError::ByteLimit {
+                limit: self.limits.max_total_bytes(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` values' worth of copying against
+    /// [`Limits::max_values`], like `n` allocations.
+    fn charge(&mut self, n: usize) -> Result<()> {
+        self.charged = self.charged.saturating_add(n);
+        if self.nodes.len().saturating_add(self.charged) > self.limits.max_values() {
+            return Err(PickleError::ValueLimit {
+                limit: self.limits.max_values(),
+            });
+        }
+        Ok(())
+    }
+
     fn push_new(&mut self, node: Node) -> Result<()> {
         let id = self.alloc(node)?;
+        self.push(id)
+    }
+
+    /// Pushes an existing value. `DUP` and memo `GET`s create no value, so
+    /// the stack (with the open marks) is bounded here, not by `alloc`.
+    fn push(&mut self, id: Id) -> Result<()> {
+        self.check_stack_room()?;
         self.stack.push(id);
+        Ok(())
+    }
+
+    fn check_stack_room(&self) -> Result<()> {
+        if self.stack.len() + self.marks.len() >= self.limits.max_values() {
+            return Err(PickleError::StackLimit {
+                offset: self.op_offset,
+                limit: self.limits.max_values(),
+            });
+        }
         Ok(())
     }
 
@@ -432,8 +497,7 @@ impl<'a> Machine<'a> {
             offset: self.op_offset,
             index,
         })?;
-        self.stack.push(id);
-        Ok(())
+        self.push(id)
     }
 
     fn parse_index(&self, line: &str) -> Result<u64> {
@@ -509,7 +573,10 @@ impl<'a> Machine<'a> {
         let Node::Tuple(items) = self.node(args) else {
             return Err(self.wrong_type("an argument tuple", args));
         };
-        let items = items.clone();
+        // No accepted call takes more than three arguments: copying no more
+        // makes REDUCE's cost independent of the tuple's size.
+        let arity = items.len();
+        let items: Vec<Id> = items.iter().take(3).copied().collect();
         let node = match kind {
             GlobalKind::Reconstructor => {
                 let shape_error = || {
@@ -518,7 +585,7 @@ impl<'a> Machine<'a> {
                          builtins.object, None)",
                     )
                 };
-                let [cls, base, state] = items[..] else {
+                let (&[cls, base, state], 3) = (&items[..], arity) else {
                     return Err(shape_error());
                 };
                 let (module, name) = self.class_of(cls)?;
@@ -545,16 +612,24 @@ impl<'a> Machine<'a> {
                          protocols 0 to 2 encode bytes",
                     )
                 };
-                let [text, encoding] = items[..] else {
+                let (&[text, encoding], 2) = (&items[..], arity) else {
                     return Err(shape_error());
                 };
-                let (Node::Str(text), Node::Str(encoding)) = (self.node(text), self.node(encoding))
+                let (Node::Str(text_str), Node::Str(encoding)) =
+                    (self.node(text), self.node(encoding))
                 else {
                     return Err(shape_error());
                 };
                 if !matches!(encoding.as_str(), "latin1" | "latin-1") {
                     return Err(shape_error());
                 }
+                // The only bytes not read from the input: a memoized string
+                // may be encoded again and again, so the copies are charged.
+                let len = text_str.len();
+                self.charge_bytes(len)?;
+                let Node::Str(text) = self.node(text) else {
+                    return Err(self.wrong_type("a str", text));
+                };
                 let mut bytes = Vec::with_capacity(text.len());
                 for c in text.chars() {
                     let byte = u8::try_from(u32::from(c)).map_err(|_| {
@@ -569,7 +644,7 @@ impl<'a> Machine<'a> {
                 Node::Bytes(bytes)
             }
             GlobalKind::BytesType => {
-                if !items.is_empty() {
+                if arity != 0 {
                     return Err(self.invalid_call(
                         "builtins.bytes is only accepted with no arguments (b'' in \
                          protocols 0 to 2)",
@@ -613,38 +688,51 @@ impl<'a> Machine<'a> {
         })
     }
 
+    /// `BUILD` as CPython's `load_build` does it for an object without
+    /// `__setstate__`: the state dict's items are copied into the
+    /// instance's `__dict__` *now*, so changing the dict later (through the
+    /// memo) does not change the object, and a second `BUILD` updates the
+    /// attributes the first one set.
     fn build(&mut self) -> Result<()> {
         let state = self.pop()?;
         let object = self.top()?;
-        if !matches!(self.node(state), Node::Dict(_)) {
+        let Node::Dict(items) = self.node(state) else {
             return Err(self.invalid_call(format!(
                 "object state must be a dict, found {}",
                 self.node(state).type_name()
             )));
-        }
-        let found = self.node(object).type_name();
-        let op = self.op;
-        let offset = self.op_offset;
-        match self.node_mut(object)? {
-            Node::Object { state: slot, .. } => {
-                if slot.is_some() {
-                    return Err(PickleError::InvalidCall {
-                        opcode: op,
-                        offset,
-                        reason: "the object's state is set twice".to_owned(),
-                    });
-                }
-                *slot = Some(state);
-                Ok(())
+        };
+        let count = items.len();
+        let attributes = match self.node(object) {
+            Node::Object { state, .. } => *state,
+            other => {
+                return Err(self.invalid_call(format!(
+                    "it sets the state of a {} (only objects of allowlisted classes have state)",
+                    other.type_name()
+                )));
             }
-            _ => Err(PickleError::InvalidCall {
-                opcode: op,
-                offset,
-                reason: format!(
-                    "it sets the state of a {found} (only objects of allowlisted classes have state)"
-                ),
-            }),
+        };
+        // The copy holds two ids per item: charged like values, so that
+        // repeating BUILD with a large dict stays within the budget.
+        self.charge(count.saturating_mul(2))?;
+        let items = match self.node(state) {
+            Node::Dict(items) => items.clone(),
+            _ => Vec::new(),
+        };
+        match attributes {
+            Some(dict) => match self.node_mut(dict)? {
+                Node::Dict(existing) => existing.extend(items),
+                // The instance dict is only ever made below.
+                _ => return Err(self.invalid_call("the object's attributes are not a dict")),
+            },
+            None => {
+                let dict = self.alloc(Node::Dict(items))?;
+                if let Node::Object { state, .. } = self.node_mut(object)? {
+                    *state = Some(dict);
+                }
+            }
         }
+        Ok(())
     }
 
     // ----- scalars ----------------------------------------------------------
@@ -786,7 +874,10 @@ impl<'a> Machine<'a> {
             }
 
             // stack manipulation
-            op::MARK => self.marks.push(self.stack.len()),
+            op::MARK => {
+                self.check_stack_room()?;
+                self.marks.push(self.stack.len());
+            }
             op::POP => {
                 if self.stack.len() > self.fence() {
                     self.stack.pop();
@@ -799,7 +890,7 @@ impl<'a> Machine<'a> {
             }
             op::DUP => {
                 let top = self.top()?;
-                self.stack.push(top);
+                self.push(top)?;
             }
 
             // scalars
@@ -869,8 +960,8 @@ impl<'a> Machine<'a> {
             }
             op::UNICODE => {
                 let line = self.take_line()?;
-                let text = raw_unicode_escape(line).map_err(|e| self.invalid_argument(e))?;
-                self.check_str_len(text.len())?;
+                let text = raw_unicode_escape(line, self.limits.max_str_len())
+                    .map_err(|e| self.escaped_error(e))?;
                 self.push_new(Node::Str(text))?;
             }
             op::SHORT_BINBYTES | op::BINBYTES | op::BINBYTES8 | op::BYTEARRAY8 => {
@@ -901,7 +992,8 @@ impl<'a> Machine<'a> {
                         );
                     }
                 };
-                let bytes = escape_decode(quoted).map_err(|e| self.invalid_argument(e))?;
+                let bytes = escape_decode(quoted, self.limits.max_str_len())
+                    .map_err(|e| self.escaped_error(e))?;
                 self.push_ascii(bytes)?;
             }
 
@@ -1279,13 +1371,38 @@ fn merge_duplicate_keys(pairs: Vec<(Value, Value)>) -> Vec<(Value, Value)> {
     merged
 }
 
+/// Why an escaped protocol 0 string could not be decoded.
+#[derive(Debug, PartialEq)]
+enum EscapeError {
+    /// A malformed escape.
+    Invalid(String),
+    /// The decoded string grew past the length limit (its length so far).
+    TooLong(usize),
+}
+
+impl From<String> for EscapeError {
+    fn from(reason: String) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+/// Refuses a decoded string as soon as it outgrows `limit`, so that a long
+/// line never costs more than `limit` bytes of memory.
+fn check_escaped_len(len: usize, limit: usize) -> std::result::Result<(), EscapeError> {
+    if len > limit {
+        return Err(EscapeError::TooLong(len));
+    }
+    Ok(())
+}
+
 /// Python's `raw-unicode-escape` decoding (protocol 0 `UNICODE`): bytes are
 /// latin-1 characters, except `\uXXXX` and `\UXXXXXXXX` after an odd number
-/// of backslashes.
-fn raw_unicode_escape(bytes: &[u8]) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(bytes.len());
+/// of backslashes. Stops once the UTF-8 result exceeds `limit` bytes.
+fn raw_unicode_escape(bytes: &[u8], limit: usize) -> std::result::Result<String, EscapeError> {
+    let mut out = String::with_capacity(bytes.len().min(limit));
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
+        check_escaped_len(out.len(), limit)?;
         if byte != b'\\' {
             out.push(char::from(byte));
             i += 1;
@@ -1319,21 +1436,24 @@ fn raw_unicode_escape(bytes: &[u8]) -> std::result::Result<String, String> {
         out.push(c);
         i += digits;
     }
+    check_escaped_len(out.len(), limit)?;
     Ok(out)
 }
 
 /// Python's `codecs.escape_decode` (protocol 0 `STRING`, written by Python 2).
-fn escape_decode(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(bytes.len());
+/// Stops once the result exceeds `limit` bytes.
+fn escape_decode(bytes: &[u8], limit: usize) -> std::result::Result<Vec<u8>, EscapeError> {
+    let mut out = Vec::with_capacity(bytes.len().min(limit));
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
+        check_escaped_len(out.len(), limit)?;
         i += 1;
         if byte != b'\\' {
             out.push(byte);
             continue;
         }
         let Some(&escape) = bytes.get(i) else {
-            return Err("trailing \\ in string".to_owned());
+            return Err(EscapeError::Invalid("trailing \\ in string".to_owned()));
         };
         i += 1;
         match escape {
@@ -1374,6 +1494,7 @@ fn escape_decode(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
             }
         }
     }
+    check_escaped_len(out.len(), limit)?;
     Ok(out)
 }
 
@@ -1385,32 +1506,45 @@ mod tests {
     fn raw_unicode_escape_matches_python() {
         // b'a\\u00e9\\U0001f600\\x'.decode('raw-unicode-escape') == 'aé😀\\x'
         assert_eq!(
-            raw_unicode_escape(b"a\\u00e9\\U0001f600\\x").as_deref(),
+            raw_unicode_escape(b"a\\u00e9\\U0001f600\\x", 64).as_deref(),
             Ok("a\u{e9}\u{1f600}\\x")
         );
         // An even run of backslashes does not start an escape.
-        assert_eq!(raw_unicode_escape(b"\\\\u0041").as_deref(), Ok("\\\\u0041"));
-        assert_eq!(raw_unicode_escape(b"\\\\\\u0041").as_deref(), Ok("\\\\A"));
+        assert_eq!(
+            raw_unicode_escape(b"\\\\u0041", 64).as_deref(),
+            Ok("\\\\u0041")
+        );
+        assert_eq!(
+            raw_unicode_escape(b"\\\\\\u0041", 64).as_deref(),
+            Ok("\\\\A")
+        );
         // Latin-1 bytes are characters.
-        assert_eq!(raw_unicode_escape(b"\xe9").as_deref(), Ok("\u{e9}"));
-        assert!(raw_unicode_escape(b"\\u00").is_err());
-        assert!(raw_unicode_escape(b"\\ud800").is_err());
-        assert!(raw_unicode_escape(b"\\U00110000").is_err());
+        assert_eq!(raw_unicode_escape(b"\xe9", 64).as_deref(), Ok("\u{e9}"));
+        assert!(raw_unicode_escape(b"\\u00", 64).is_err());
+        assert!(raw_unicode_escape(b"\\ud800", 64).is_err());
+        assert!(raw_unicode_escape(b"\\U00110000", 64).is_err());
     }
 
     #[test]
     fn escape_decode_matches_python() {
         // codecs.escape_decode(b'a\\777\\q\\x41\\\n') == (b'a\xff\\qA', 13)
         assert_eq!(
-            escape_decode(b"a\\777\\q\\x41\\\n").as_deref(),
+            escape_decode(b"a\\777\\q\\x41\\\n", 64).as_deref(),
             Ok(&b"a\xff\\qA"[..])
         );
         assert_eq!(
-            escape_decode(b"\\'\\\"\\\\\\n\\t\\0").as_deref(),
+            escape_decode(b"\\'\\\"\\\\\\n\\t\\0", 64).as_deref(),
             Ok(&b"'\"\\\n\t\0"[..])
         );
-        assert!(escape_decode(b"abc\\").is_err());
-        assert!(escape_decode(b"\\x4").is_err());
+        assert!(escape_decode(b"abc\\", 64).is_err());
+        assert!(escape_decode(b"\\x4", 64).is_err());
+        // Long results are refused once they pass the limit, not after.
+        assert_eq!(escape_decode(b"abcdef", 3), Err(EscapeError::TooLong(4)));
+        assert_eq!(
+            raw_unicode_escape(b"abcdef", 3),
+            Err(EscapeError::TooLong(4))
+        );
+        assert_eq!(escape_decode(b"abc", 3).as_deref(), Ok(&b"abc"[..]));
     }
 
     #[test]

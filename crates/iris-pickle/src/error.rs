@@ -11,6 +11,15 @@ use std::fmt;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PickleError {
+    /// The whole pickle is longer than
+    /// [`Limits::max_input_len`](crate::Limits::max_input_len); refused
+    /// before any of it is decoded.
+    InputTooLong {
+        /// The input's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The input ended before a `STOP` opcode.
     MissingStop {
         /// Offset at which the next opcode was expected.
@@ -151,6 +160,16 @@ pub enum PickleError {
         /// The limit.
         limit: usize,
     },
+    /// More values and open marks on the stack at once than
+    /// [`Limits::max_values`](crate::Limits::max_values): a flood of `DUP`,
+    /// memo `GET` or `MARK` opcodes, which create no value but grow the
+    /// stack.
+    StackLimit {
+        /// Offset of the opcode that would grow the stack further.
+        offset: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// More string and bytes content in the result than
     /// [`Limits::max_total_bytes`](crate::Limits::max_total_bytes).
     ByteLimit {
@@ -202,6 +221,11 @@ pub enum PickleError {
 impl fmt::Display for PickleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::InputTooLong { len, limit } => write!(
+                f,
+                "pickle of {len} bytes is longer than the limit of {limit} bytes; refused \
+                 without decoding"
+            ),
             Self::MissingStop { offset } => {
                 write!(f, "pickle ends at offset {offset} without a STOP opcode")
             }
@@ -300,6 +324,10 @@ impl fmt::Display for PickleError {
             Self::ValueLimit { limit } => write!(
                 f,
                 "pickle expands to more than {limit} values (shared values count once per use)"
+            ),
+            Self::StackLimit { offset, limit } => write!(
+                f,
+                "pickle holds more than {limit} values and marks on its stack (at offset {offset})"
             ),
             Self::ByteLimit { limit } => write!(
                 f,

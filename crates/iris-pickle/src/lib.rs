@@ -24,7 +24,7 @@
 //! use iris_pickle::{Limits, Value, decode};
 //!
 //! // pickle.dumps(pickle.dumps(Iris(5.1, 3.5, 1.4, 0.2, 'setosa'))), as sent by
-//! // the seed's tests/seed/multiprocessing-client.py (CPython 3.11).
+//! // the seed's multiprocessing-client.py (tests/seed/, CPython 3.11).
 //! let frame: &[u8] = b"\x80\x04\x95\x99\x00\x00\x00\x00\x00\x00\x00C\x95\
 //!     \x80\x04\x95\x8a\x00\x00\x00\x00\x00\x00\x00\x8c\x04iris\x94\x8c\x04Iris\x94\x93\x94)\
 //!     \x81\x94}\x94(\x8c\x0csepal_length\x94G@\x14ffffff\x8c\x0bsepal_width\x94\
@@ -86,9 +86,13 @@
 //! Objects are accepted only in the shapes CPython emits for a plain
 //! instance: `NEWOBJ` (or `NEWOBJ_EX` with empty keyword arguments) with an
 //! empty argument tuple, or, in protocols 0 and 1,
-//! `copyreg._reconstructor(cls, object, None)` via `REDUCE`; then an
-//! optional `BUILD` with a dict state. Shared values (memo `GET`s, `DUP`)
-//! come out as copies.
+//! `copyreg._reconstructor(cls, object, None)` via `REDUCE`; then
+//! optional `BUILD`s with dict states. `BUILD` follows CPython's
+//! `load_build` for an object without `__setstate__`: the state dict's
+//! items are copied into the object when `BUILD` runs, so a pickle that
+//! changes the dict afterwards (through the memo) leaves the object as it
+//! was, exactly as `pickle.loads` does, and a second `BUILD` updates the
+//! attributes. Shared values (memo `GET`s, `DUP`) come out as copies.
 //!
 //! # Security
 //!
@@ -104,8 +108,8 @@
 //!   `builtins.eval`, `builtins.getattr` and all the rest are refused at the
 //!   `GLOBAL` / `STACK_GLOBAL` that names them;
 //! * `REDUCE` of anything but the three shapes above (including calling an
-//!   allowlisted class), `NEWOBJ` with arguments, `BUILD` on anything but a
-//!   fresh object or with a non-dict state;
+//!   allowlisted class), `NEWOBJ` with arguments, `BUILD` on anything but an
+//!   object or with a non-dict state;
 //! * the opcodes `INST` and `OBJ` (they call a class), `PERSID` and
 //!   `BINPERSID` (references outside the pickle), `EXT1`, `EXT2` and `EXT4`
 //!   (registry codes for globals), `NEXT_BUFFER` and `READONLY_BUFFER`
@@ -123,12 +127,17 @@
 //!
 //! Bounds, all in [`Limits`] (defaults in brackets):
 //!
+//! * [`max_input_len`](Limits::max_input_len) (64 MiB): the whole pickle,
+//!   checked before its first opcode is read;
 //! * [`max_depth`](Limits::max_depth) (32, at most 512): container nesting
 //!   in the result;
 //! * [`max_values`](Limits::max_values) (1,000,000): values created while
-//!   running the pickle, and, separately, values in the result;
+//!   running the pickle (and the items `BUILD` copies), values and marks on
+//!   the stack at once, and, separately, values in the result;
 //! * [`max_memo`](Limits::max_memo) (1,000,000): memo entries;
-//! * [`max_str_len`](Limits::max_str_len) (16 MiB): one string or bytes;
+//! * [`max_str_len`](Limits::max_str_len) (16 MiB): one string or bytes,
+//!   checked from its declared length before it is read (protocol 0's
+//!   escaped strings: as soon as the decoded text outgrows it);
 //! * [`max_total_bytes`](Limits::max_total_bytes) (64 MiB): all string and
 //!   bytes content of the result.
 //!
@@ -144,8 +153,37 @@
 //! container *before* filling it, so sharing must be by reference while the
 //! pickle runs, while a plain owned tree is the simplest result for callers;
 //! charging the copies makes a "billion laughs" memo bomb fail after at most
-//! `max_values` steps, with memory bounded accordingly. Work and memory are
-//! therefore linear in the input length plus the limits.
+//! `max_values` steps, with memory bounded accordingly.
+//!
+//! # Threat model
+//!
+//! The input is hostile: anyone who can get bytes to the caller may have
+//! written it, knowing this decoder. What [`decode`] guarantees, whatever
+//! the input and for any [`Limits`]:
+//!
+//! * **No code runs.** Nothing is imported, called or looked up by name;
+//!   globals resolve only to the fixed helpers above and to class names the
+//!   caller allowlists, which only label data.
+//! * **No panic, no recursion.** Malformed input is an error naming the
+//!   opcode and offset; nesting costs heap, not stack.
+//! * **Time linear in the input**, with a small constant per byte, plus at
+//!   most `max_values` steps and `max_total_bytes` bytes copied to build the
+//!   result; an input over `max_input_len` costs one comparison.
+//! * **Memory bounded by the limits**, never by what the pickle claims: at
+//!   most `max_values` arena values (about 64 bytes each) and stack entries,
+//!   `max_memo` memo entries, strings read from the input (no more than
+//!   twice its length, each at most `max_str_len`) plus at most
+//!   `max_total_bytes` made by `_codecs.encode` calls, and a result of at
+//!   most `max_values` values and `max_total_bytes` bytes of strings.
+//!
+//! What it does not decide: how large an input to accept. The defaults suit
+//! general data up to 64 MiB, which is too much for a server that expects
+//! small messages: **size the limits to the data**. The iris listener, which
+//! expects one flower per pickle (about 150 bytes), decodes at most 4 KiB
+//! with 4,096 values, 1,024 memo entries and 8 KiB of strings, so one frame
+//! costs it well under a megabyte and a few milliseconds at worst
+//! (`iris_app::python`). Checking the result's shape (which attributes,
+//! which types) is the caller's job too.
 //!
 //! # Why not serde-pickle
 //!
@@ -176,15 +214,16 @@
 //!
 //! # Fuzzing
 //!
-//! `crates/iris-pickle/fuzz` is a standalone `cargo fuzz` project (outside
-//! the workspace) with one target, `decode`, which decodes arbitrary bytes
-//! with the default limits and decodes a returned `bytes` once more. With
-//! `cargo install cargo-fuzz` and a nightly toolchain, from that directory:
-//! `mkdir -p corpus/decode && cargo +nightly fuzz run decode corpus/decode
-//! seeds/decode -- -max_total_time=300` (`seeds/decode` holds the seed
-//! client's frames and `Iris` pickles in protocols 0 to 5; libFuzzer adds
-//! new inputs to the first directory, `corpus/decode`, and writes crashes to
-//! `artifacts/decode`; both are git-ignored).
+//! The workspace's `fuzz/` project has two targets for this crate:
+//! `pickle_decode` decodes arbitrary bytes with the default limits and
+//! decodes a returned `bytes` once more; `python_frame` decodes a frame as
+//! the iris listener does, with its tight limits. `cargo xtask fuzz
+//! pickle_decode python_frame --seconds 300` runs them (it needs the
+//! nightly toolchain and installs cargo-fuzz). Their seeds,
+//! `fuzz/seeds/<target>/`, hold the seed client's frames, `Iris` pickles in
+//! protocols 0 to 5 (with float and with int measurements), every class of
+//! expansion bomb at 4 KiB, direct and wrapped the seed's way, and pickles
+//! that change a state dict after `BUILD`.
 
 mod decode;
 mod encode;

@@ -14,6 +14,7 @@
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    max_input_len: usize,
     max_depth: usize,
     max_values: usize,
     max_memo: usize,
@@ -30,6 +31,9 @@ struct ClassRule {
 }
 
 impl Limits {
+    /// Default for [`max_input_len`](Self::max_input_len): 64 MiB, the
+    /// largest frame a `multiprocessing` peer accepts by default.
+    pub const DEFAULT_MAX_INPUT_LEN: usize = 64 << 20;
     /// Default for [`max_depth`](Self::max_depth).
     pub const DEFAULT_MAX_DEPTH: usize = 32;
     /// Highest accepted [`max_depth`](Self::max_depth); larger settings are
@@ -45,6 +49,13 @@ impl Limits {
     /// Default for [`max_total_bytes`](Self::max_total_bytes): 64 MiB.
     pub const DEFAULT_MAX_TOTAL_BYTES: usize = 64 << 20;
 
+    /// Maximum length in bytes of the whole pickle. A longer input is
+    /// refused before its first opcode is read, so its cost is one
+    /// comparison however long it is.
+    pub fn max_input_len(&self) -> usize {
+        self.max_input_len
+    }
+
     /// Maximum nesting of containers (tuple, list, dict, object) in the
     /// result. A flat list is depth 1; an object with its state dict is
     /// depth 2. Self-containing structures are refused separately.
@@ -52,10 +63,12 @@ impl Limits {
         self.max_depth
     }
 
-    /// Maximum number of values, counted twice over: the values created
-    /// while running the pickle (at most one per opcode), and the values in
-    /// the result, where a value shared through the memo counts once per
-    /// place it appears. This is what stops "billion laughs" memo bombs.
+    /// Maximum number of values, counted three times over: the values
+    /// created while running the pickle (at most one per opcode), the
+    /// values and marks on the stack at once (`DUP`, memo `GET` and `MARK`
+    /// grow the stack without creating a value), and the values in the
+    /// result, where a value shared through the memo counts once per place
+    /// it appears. This is what stops "billion laughs" memo bombs.
     pub fn max_values(&self) -> usize {
         self.max_values
     }
@@ -73,9 +86,18 @@ impl Limits {
 
     /// Maximum total length of all strings and bytes in the result
     /// (including class and module names), where a string shared through
-    /// the memo counts once per place it appears.
+    /// the memo counts once per place it appears; and, separately, of the
+    /// bytes that `_codecs.encode` calls make while the pickle runs (the
+    /// only string data not read from the input).
     pub fn max_total_bytes(&self) -> usize {
         self.max_total_bytes
+    }
+
+    /// Sets [`max_input_len`](Self::max_input_len).
+    #[must_use]
+    pub fn with_max_input_len(mut self, bytes: usize) -> Self {
+        self.max_input_len = bytes;
+        self
     }
 
     /// Sets [`max_depth`](Self::max_depth), clamped to
@@ -169,6 +191,7 @@ impl Default for Limits {
     /// Plain data only (no class allowed) with the `DEFAULT_*` bounds.
     fn default() -> Self {
         Self {
+            max_input_len: Self::DEFAULT_MAX_INPUT_LEN,
             max_depth: Self::DEFAULT_MAX_DEPTH,
             max_values: Self::DEFAULT_MAX_VALUES,
             max_memo: Self::DEFAULT_MAX_MEMO,

@@ -193,13 +193,58 @@ fn reduce_is_only_for_the_known_shapes() {
             ..
         }
     ));
-    assert!(matches!(
-        refuse(b"\x80\x04\x8c\x04iris\x8c\x04Iris\x93)\x81}b}b."),
-        PickleError::InvalidCall {
-            opcode: "BUILD",
-            ..
-        }
-    ));
+}
+
+fn object(state: Vec<(Value, Value)>) -> Value {
+    Value::Object {
+        module: "iris".into(),
+        name: "Iris".into(),
+        state: Box::new(Value::Dict(state)),
+    }
+}
+
+fn s(text: &str) -> Value {
+    Value::Str(text.to_owned())
+}
+
+/// CPython's `load_build` copies the state dict's items into the instance
+/// at `BUILD` time: what the pickle does to the dict afterwards (through the
+/// memo) does not reach the object.
+#[test]
+fn build_copies_the_state_like_cpython() {
+    // Iris(), state {'a': 1} memoized as 0, BUILD, then d['a'] = 2 and
+    // d['b'] = 3 through the memo: CPython's object has a == 1 and no b.
+    let mutated = b"\x80\x04\x8c\x04iris\x8c\x04Iris\x93)\x81}\x94\x8c\x01aK\x01sb\
+                    h\x00\x8c\x01aK\x02s\x8c\x01bK\x03s0.";
+    assert_eq!(
+        decode(mutated, &limits()).unwrap(),
+        object(vec![(s("a"), Value::Int(1))])
+    );
+    // An empty dict at BUILD, filled afterwards: CPython's object has no
+    // attributes at all (the seed listener then raises AttributeError).
+    let filled_late = b"\x80\x04\x8c\x04iris\x8c\x04Iris\x93)\x81}\x94b\
+                        h\x00\x8c\x01aK\x01s0.";
+    assert_eq!(decode(filled_late, &limits()).unwrap(), object(vec![]));
+    // A second BUILD updates the attributes, as in CPython.
+    let twice = b"\x80\x04\x8c\x04iris\x8c\x04Iris\x93)\x81}\x8c\x01aK\x01sb\
+                  }\x8c\x01aK\x02s\x8c\x01bK\x03sb.";
+    assert_eq!(
+        decode(twice, &limits()).unwrap(),
+        object(vec![(s("a"), Value::Int(2)), (s("b"), Value::Int(3))])
+    );
+    // Repeating BUILD with a big dict is charged like the values it copies.
+    let mut flood = b"\x80\x04\x8c\x04iris\x8c\x04Iris\x93)\x81}\x94(".to_vec();
+    for i in 0..200u8 {
+        flood.extend_from_slice(&[b'K', i, b'N']);
+    }
+    flood.push(b'u');
+    flood.push(b'0');
+    for _ in 0..100 {
+        flood.extend_from_slice(b"h\x00b");
+    }
+    flood.push(b'.');
+    let err = decode(&flood, &limits().with_max_values(10_000)).unwrap_err();
+    assert_eq!(err, PickleError::ValueLimit { limit: 10_000 });
 }
 
 #[test]
@@ -646,4 +691,51 @@ fn error_messages_are_lowercase_without_period() {
         assert!(!first.is_uppercase(), "{text}");
         assert!(!text.ends_with('.'), "{text}");
     }
+}
+
+/// Opcodes that grow the stack without creating a value (`DUP`, memo
+/// `GET`, `MARK`) are bounded like values.
+#[test]
+fn stack_floods_hit_the_value_limit() {
+    let limits = limits().with_max_values(1000);
+    for (name, unit) in [("DUP", &b"2"[..]), ("GET", b"h\x00"), ("MARK", b"(")] {
+        let mut pickle = b"\x80\x04N\x94".to_vec();
+        pickle.extend_from_slice(&unit.repeat(2000));
+        pickle.push(b'.');
+        let err = decode(&pickle, &limits).unwrap_err();
+        assert!(
+            matches!(err, PickleError::StackLimit { limit: 1000, .. }),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+/// The input's length is checked before its first opcode.
+#[test]
+fn long_inputs_are_refused_unread() {
+    let limits = limits().with_max_input_len(16);
+    // Garbage that would be an error anywhere else: the length comes first.
+    let err = decode(&[0xff; 17], &limits).unwrap_err();
+    assert_eq!(err, PickleError::InputTooLong { len: 17, limit: 16 });
+    assert_eq!(
+        err.to_string(),
+        "pickle of 17 bytes is longer than the limit of 16 bytes; refused without decoding"
+    );
+    assert!(decode(b"\x80\x04N.", &limits).is_ok());
+}
+
+/// `_codecs.encode` of a memoized string, called again and again, makes a
+/// new bytes value each time: the copies count against `max_total_bytes`
+/// even when they are dropped. (`REDUCE` of a wrong shape, such as a large
+/// memoized tuple, is refused at the first call.)
+#[test]
+fn repeated_calls_on_memoized_arguments_stay_bounded() {
+    // _codecs.encode('x' * 1000, 'latin1') over and over, popping each.
+    let mut pickle = b"\x80\x02c_codecs\nencode\nq\x00X\xe8\x03\x00\x00".to_vec();
+    pickle.extend_from_slice(&[b'x'; 1000]);
+    pickle.extend_from_slice(b"X\x06\x00\x00\x00latin1\x86q\x01");
+    pickle.extend_from_slice(&b"h\x00h\x01R0".repeat(100));
+    pickle.extend_from_slice(b"N.");
+    let err = decode(&pickle, &limits().with_max_total_bytes(50_000)).unwrap_err();
+    assert_eq!(err, PickleError::ByteLimit { limit: 50_000 });
 }

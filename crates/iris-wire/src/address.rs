@@ -107,6 +107,43 @@ impl fmt::Display for Address {
     }
 }
 
+/// What the functions that take an address accept: text as [`Address`]
+/// parses it (`&str`, `String`), an [`Address`], or a [`SocketAddr`].
+pub trait ToAddress {
+    /// The address, or why the text is not one.
+    fn to_address(&self) -> Result<Address, Error>;
+}
+
+impl ToAddress for str {
+    fn to_address(&self) -> Result<Address, Error> {
+        self.parse()
+    }
+}
+
+impl ToAddress for String {
+    fn to_address(&self) -> Result<Address, Error> {
+        self.parse()
+    }
+}
+
+impl ToAddress for Address {
+    fn to_address(&self) -> Result<Address, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl ToAddress for SocketAddr {
+    fn to_address(&self) -> Result<Address, Error> {
+        Ok(Address::from(*self))
+    }
+}
+
+impl<T: ToAddress + ?Sized> ToAddress for &T {
+    fn to_address(&self) -> Result<Address, Error> {
+        (**self).to_address()
+    }
+}
+
 impl From<SocketAddr> for Address {
     fn from(addr: SocketAddr) -> Self {
         Address::Tcp {

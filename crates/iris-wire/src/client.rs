@@ -4,13 +4,16 @@ use std::io;
 use std::net::TcpStream;
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
-use crate::connection::Connection;
-use crate::handshake::{AuthKey, Handshake, NONCE_LEN};
+use crate::address::ToAddress;
+use crate::connection::{Connection, fresh_nonce};
+use crate::handshake::{Handshake, NONCE_LEN, ToAuthKey, challenge_nonce};
 use crate::stream::Stream;
-use crate::{Address, Error, Options};
+use crate::{Address, AuthError, Error, Options};
 
 /// Connects to listeners, like CPython's `Client(address, authkey=...)`.
 #[derive(Debug, Clone, Copy)]
@@ -19,28 +22,33 @@ pub struct Client;
 impl Client {
     /// Connects to `address` (see [`Address`]) and authenticates with the
     /// default [`Options`].
-    pub fn connect(address: &str, authkey: &[u8]) -> Result<Connection, Error> {
+    pub fn connect(address: impl ToAddress, authkey: impl ToAuthKey) -> Result<Connection, Error> {
         Client::connect_with(address, authkey, &Options::default())
     }
 
     /// Connects to `address` and authenticates, with `options`.
     ///
     /// Every address a host name resolves to is tried in turn, IPv4 first.
-    /// Connecting and the handshake each get the handshake timeout.
+    /// The handshake timeout is a deadline for connecting and authenticating
+    /// together: every connect, read and write gets only the time left, so a
+    /// listener that trickles its bytes cannot hold the client past it.
     pub fn connect_with(
-        address: &str,
-        authkey: &[u8],
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
         options: &Options,
     ) -> Result<Connection, Error> {
-        let key = AuthKey::new(authkey)?;
-        let parsed: Address = address.parse()?;
+        let key = authkey.to_auth_key()?;
+        let parsed = address.to_address()?;
+        let address = parsed.to_string();
+        let timeout = options.handshake_timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
         let connect_error = |source| Error::Connect {
-            address: address.to_owned(),
+            address: address.clone(),
             source,
         };
         let stream = match &parsed {
             Address::Tcp { .. } => {
-                let stream = connect_tcp(&parsed, options).map_err(connect_error)?;
+                let stream = connect_tcp(&parsed, deadline).map_err(connect_error)?;
                 // Our writes are batched already; Nagle would only add delay.
                 stream.set_nodelay(true).map_err(Error::Io)?;
                 Stream::Tcp(stream)
@@ -50,26 +58,75 @@ impl Client {
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
-                    address: address.to_owned(),
+                    address,
                     reason: "Unix-domain sockets are not available on this platform",
                 });
             }
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
-        let handshake = Handshake::client(&key, nonce, options.get_legacy_md5());
-        Connection::new(stream, parsed, options)
-            .authenticate(handshake, options.get_handshake_timeout())
+        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let handshake = Handshake::client(&key, nonce, options.legacy_md5());
+        let _outstanding = OutstandingChallenge::register(nonce);
+        Connection::new(stream, Some(parsed), options).run_authentication(
+            handshake,
+            deadline,
+            timeout,
+            refuse_reflected_challenges,
+        )
     }
 }
 
-fn connect_tcp(address: &Address, options: &Options) -> io::Result<TcpStream> {
+/// The nonces of the challenges this process's clients are using in
+/// handshakes still under way.
+///
+/// A fake listener that holds no key could take the challenge one of our
+/// clients sends it and pose it, as its own challenge, to another of our
+/// clients connecting to it at the same time: that client's answer is the
+/// answer the first one needs (a reflection attack). No client answers a
+/// challenge listed here. The list holds one entry per handshake in
+/// progress, so a linear search is fast.
+static OUTSTANDING: Mutex<Vec<[u8; NONCE_LEN]>> = Mutex::new(Vec::new());
+
+fn outstanding() -> MutexGuard<'static, Vec<[u8; NONCE_LEN]>> {
+    OUTSTANDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lists a client's challenge nonce in [`OUTSTANDING`] while it lives.
+pub(crate) struct OutstandingChallenge([u8; NONCE_LEN]);
+
+impl OutstandingChallenge {
+    pub(crate) fn register(nonce: [u8; NONCE_LEN]) -> Self {
+        outstanding().push(nonce);
+        OutstandingChallenge(nonce)
+    }
+}
+
+impl Drop for OutstandingChallenge {
+    fn drop(&mut self) {
+        let mut list = outstanding();
+        if let Some(index) = list.iter().position(|nonce| *nonce == self.0) {
+            list.swap_remove(index);
+        }
+    }
+}
+
+/// Refuses a challenge frame that carries one of our own outstanding nonces.
+pub(crate) fn refuse_reflected_challenges(frame: &[u8]) -> Result<(), AuthError> {
+    match challenge_nonce(frame) {
+        Some(nonce) if outstanding().iter().any(|ours| ours[..] == *nonce) => {
+            Err(AuthError::ReflectedChallenge)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn connect_tcp(address: &Address, deadline: Option<Instant>) -> io::Result<TcpStream> {
     let mut last_error = None;
     for addr in address.resolve()? {
-        let attempt = match options.get_handshake_timeout() {
-            Some(timeout) => TcpStream::connect_timeout(&addr, timeout),
+        let attempt = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => TcpStream::connect_timeout(&addr, left),
+                _ => Err(io::ErrorKind::TimedOut.into()),
+            },
             None => TcpStream::connect(addr),
         };
         match attempt {

@@ -1,41 +1,20 @@
-//! An authenticated connection: buffered framing over a socket.
+//! The blocking adapter: an authenticated connection over any
+//! [`Transport`], driving the sans-I/O frame codec and handshake.
 
-use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::fmt;
+use std::io;
+#[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::frame::{
-    Header, LONG_HEADER_LEN, SHORT_HEADER_LEN, SHORT_HEADER_MAX, decode_header, next_frame,
-};
-use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME};
-use crate::stream::Stream;
+use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
+use crate::driver::{HandshakeDriver, Screen, no_screen};
+use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
+use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
+use crate::stream::{Stream, Transport};
 use crate::{Address, AuthError, Error, Options};
-
-/// The read buffer starts small so that idle connections cost little…
-const INITIAL_READ_BUFFER: usize = 4 << 10;
-/// …and grows while the peer streams, up to this size.
-const MAX_READ_BUFFER: usize = 256 << 10;
-/// Buffered writes go out once this many bytes are pending; payloads this
-/// large are written straight from the caller's memory instead of copied.
-const FLUSH_THRESHOLD: usize = 64 << 10;
-/// A large-frame buffer is kept for the next large frame (so a bulk stream
-/// does not fault in fresh pages for every message) but released, if larger
-/// than this, as soon as a small frame arrives.
-const RETAINED_FRAME_BUFFER: usize = 1 << 20;
-/// Large frames are read into memory that grows as bytes arrive, at least
-/// this much at a time, so a peer cannot make us allocate what it never sends.
-const MIN_FRAME_GROWTH: usize = 64 << 10;
-
-/// Where the last received frame's payload lives.
-#[derive(Clone, Copy, Debug)]
-enum Received {
-    /// In the read buffer, at this range.
-    Buffered { start: usize, end: usize },
-    /// In the separate large-frame buffer.
-    Large,
-}
 
 /// An authenticated, bidirectional connection to a peer, the counterpart of
 /// CPython's `multiprocessing.connection.Connection`.
@@ -44,7 +23,35 @@ enum Received {
 /// through [`send_bytes`](Connection::send_bytes) /
 /// [`recv_bytes`](Connection::recv_bytes); typed values through
 /// [`send`](Connection::send) / [`recv`](Connection::recv), encoded with
-/// postcard.
+/// postcard (feature `serde`, on by default).
+///
+/// [`Listener`](crate::Listener) and [`Client`](crate::Client) make
+/// connections over TCP and Unix sockets ([`Stream`]); over a stream you
+/// already have, use [`Connection::authenticate`]:
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::net::UnixStream;
+/// use iris_wire::handshake::{AuthKey, Role};
+/// use iris_wire::{Connection, Options};
+///
+/// let key = AuthKey::new(b"shared secret")?;
+/// let (a, b) = UnixStream::pair()?;
+/// let server_key = key.clone();
+/// let server = std::thread::spawn(move || -> Result<_, iris_wire::Error> {
+///     let mut connection = Connection::authenticate(a, Role::Listener, &server_key, &Options::new())?;
+///     let request = connection.recv_bytes()?;
+///     connection.send_bytes(&request)?;
+///     connection.flush()?;
+///     Ok(connection.into_parts()?.0) // the UnixStream back
+/// });
+/// let mut client = Connection::authenticate(b, Role::Client, &key, &Options::new())?;
+/// client.send_bytes(b"echo")?;
+/// assert_eq!(client.recv_bytes()?, b"echo");
+/// let _stream: UnixStream = server.join().expect("server thread")?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// **Buffering.** Sends are buffered so that streaming many small messages
 /// costs few system calls. The buffer is written when it fills, when
@@ -52,168 +59,303 @@ enum Received {
 /// wait for the peer (so request/response never deadlocks), on
 /// [`close`](Connection::close), and, as a last resort, when the connection is
 /// dropped (errors there cannot be reported: call `close` to see them).
-#[derive(Debug)]
-pub struct Connection {
-    stream: Stream,
-    read_buf: Box<[u8]>,
-    read_start: usize,
-    read_end: usize,
-    large_frame: Vec<u8>,
-    write_buf: Vec<u8>,
-    max_frame: u64,
+pub struct Connection<S: Transport = Stream> {
+    /// Always `Some`, except inside `into_parts`, which takes it out of a
+    /// value that implements `Drop`.
+    stream: Option<S>,
+    decoder: FrameDecoder,
+    encoder: FrameEncoder,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    peer: Address,
+    /// While authenticating: when the whole handshake must be over. Every
+    /// read and write gets only the time left, so a peer that trickles
+    /// bytes cannot stretch the handshake past it.
+    deadline: Option<Instant>,
+    peer: Option<Address>,
 }
 
-impl Connection {
-    pub(crate) fn new(stream: Stream, peer: Address, options: &Options) -> Self {
+/// The stream of a connection (see `Connection::stream`).
+fn stream<S>(slot: &mut Option<S>) -> &mut S {
+    slot.as_mut().unwrap_or_else(|| {
+        unreachable!("only into_parts takes the stream, and it consumes the connection")
+    })
+}
+
+/// 40 random bytes from the operating system, for a challenge.
+pub(crate) fn fresh_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce)
+        .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
+    Ok(nonce)
+}
+
+/// How a failed read looks during the handshake: a peer that hangs up,
+/// cleanly or not, has simply gone (a listener that does so before its
+/// challenge is refusing the connection); an oversized frame breaks the
+/// protocol.
+pub(crate) fn handshake_read_error(error: Error, before_challenge: bool) -> Error {
+    match error {
+        Error::Closed if before_challenge => AuthError::ClosedBeforeChallenge.into(),
+        Error::Closed | Error::Frame(FrameError::Truncated { .. }) => AuthError::PeerClosed.into(),
+        // A peer that drops the connection with our bytes unread resets it:
+        // the same story as a clean close.
+        Error::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            AuthError::PeerClosed.into()
+        }
+        Error::Frame(FrameError::TooLarge { len, .. }) => AuthError::Protocol(format!(
+            "handshake frame of {len} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
+        ))
+        .into(),
+        other => other,
+    }
+}
+
+/// The error for a stream that ended: cleanly between frames, or inside one.
+pub(crate) fn end_of_stream_error(decoder: &FrameDecoder) -> Error {
+    match decoder.end_of_stream() {
+        Ok(()) => Error::Closed,
+        Err(truncated) => truncated.into(),
+    }
+}
+
+impl<S: Transport> Connection<S> {
+    /// Authenticates over `stream`, a connection you already have (an
+    /// accepted `TcpStream`, one end of a `UnixStream::pair()`, a TLS
+    /// stream), playing `role`, and returns the authenticated connection.
+    ///
+    /// The peer runs the same handshake in the other role: CPython's
+    /// `Listener.accept()` / `Client()` or another iris peer. The options'
+    /// handshake timeout is a deadline for the whole handshake, enforced
+    /// through the stream's timeouts (see [`Transport`]). On failure the
+    /// stream is dropped, which closes it.
+    pub fn authenticate(
+        stream: S,
+        role: Role,
+        authkey: impl ToAuthKey,
+        options: &Options,
+    ) -> Result<Connection<S>, Error> {
+        let authkey = authkey.to_auth_key()?;
+        let timeout = options.handshake_timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let connection = Connection::new(stream, None, options);
+        let legacy_md5 = options.legacy_md5();
+        match role {
+            Role::Listener => connection.run_authentication(
+                Handshake::listener(&authkey, nonce, legacy_md5),
+                deadline,
+                timeout,
+                no_screen,
+            ),
+            Role::Client => {
+                let _outstanding = OutstandingChallenge::register(nonce);
+                connection.run_authentication(
+                    Handshake::client(&authkey, nonce, legacy_md5),
+                    deadline,
+                    timeout,
+                    refuse_reflected_challenges,
+                )
+            }
+        }
+    }
+
+    pub(crate) fn new(stream: S, peer: Option<Address>, options: &Options) -> Self {
         Connection {
-            stream,
-            read_buf: vec![0; INITIAL_READ_BUFFER].into_boxed_slice(),
-            read_start: 0,
-            read_end: 0,
-            large_frame: Vec::new(),
-            write_buf: Vec::new(),
-            max_frame: options.get_max_frame(),
-            read_timeout: options.get_read_timeout(),
-            write_timeout: options.get_write_timeout(),
+            stream: Some(stream),
+            decoder: FrameDecoder::new(options.max_frame()),
+            encoder: FrameEncoder::new(),
+            read_timeout: options.read_timeout(),
+            write_timeout: options.write_timeout(),
+            deadline: None,
             peer,
         }
     }
 
     /// Writes `bytes` at once, past the buffer.
     pub(crate) fn write_now(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.stream.write_all(bytes).map_err(Error::Io)
+        stream(&mut self.stream).write_all(bytes).map_err(Error::Io)
     }
 
-    /// Runs `handshake` to completion over this connection, within `timeout`.
-    pub(crate) fn authenticate(
+    /// Runs `handshake` to completion before `deadline` (`None`: no
+    /// limit). `timeout` is the limit as configured, for the error message.
+    /// Every frame from the peer passes `screen` before the handshake sees
+    /// it.
+    pub(crate) fn run_authentication(
         mut self,
-        mut handshake: Handshake,
+        handshake: Handshake,
+        deadline: Option<Instant>,
         timeout: Option<Duration>,
-    ) -> Result<Connection, Error> {
-        self.stream
-            .set_read_timeout(timeout)
-            .and_then(|()| self.stream.set_write_timeout(timeout))
-            .map_err(Error::Io)?;
-        loop {
-            self.write_buf.extend(handshake.take_outgoing());
-            if handshake.is_complete() {
-                break;
+        screen: Screen,
+    ) -> Result<Connection<S>, Error> {
+        self.deadline = deadline;
+        let max_frame = self.decoder.max_frame();
+        self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
+        let result = self.run_handshake(handshake, screen);
+        self.decoder.set_max_frame(max_frame);
+        self.deadline = None;
+        match result {
+            Ok(()) => {}
+            Err(Error::Timeout { .. }) => {
+                return Err(Error::HandshakeTimeout {
+                    limit: timeout.unwrap_or_default(),
+                });
             }
-            // Pending output is flushed only when this read has to wait: a
-            // pipelining client's challenge is often already here, and then
-            // the welcome and our answer leave in one write.
-            let location = match self.read_frame(MAX_HANDSHAKE_FRAME, "the peer's handshake") {
-                Ok(location) => location,
-                Err(Error::Closed | Error::Truncated { .. }) => {
-                    return Err(AuthError::PeerClosed.into());
-                }
-                // A peer that drops the connection with our bytes unread
-                // resets it: the same story as a clean close.
-                Err(Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    return Err(AuthError::PeerClosed.into());
-                }
-                Err(Error::FrameTooLarge { len, .. }) => {
-                    return Err(AuthError::Protocol(format!(
-                        "handshake frame of {len} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
-                    ))
-                    .into());
-                }
-                Err(other) => return Err(other),
-            };
-            if let Err(reason) = handshake.receive(self.payload(location)) {
-                // Tell the peer why it is being dropped, if it still listens.
-                self.write_buf.extend(handshake.take_outgoing());
-                let _ = self.flush();
-                return Err(reason.into());
-            }
+            Err(e) => return Err(e),
         }
-        // The last verdict goes out now: a CPython listener's accept() waits
-        // for it before the application can do anything.
-        self.flush()?;
-        self.stream
-            .set_read_timeout(self.read_timeout)
-            .and_then(|()| self.stream.set_write_timeout(self.write_timeout))
+        let (read_timeout, write_timeout) = (self.read_timeout, self.write_timeout);
+        let stream = stream(&mut self.stream);
+        stream
+            .set_read_timeout(read_timeout)
+            .and_then(|()| stream.set_write_timeout(write_timeout))
             .map_err(Error::Io)?;
         Ok(self)
     }
 
-    /// The peer's address (for a Unix socket, usually an empty path).
-    pub fn peer_addr(&self) -> &Address {
-        &self.peer
+    fn run_handshake(&mut self, handshake: Handshake, screen: Screen) -> Result<(), Error> {
+        let mut driver = HandshakeDriver::new(handshake, screen);
+        while !driver.queue_outgoing(&mut self.encoder) {
+            // Pending output is flushed only when this read has to wait: a
+            // pipelining client's challenge is often already here, and then
+            // the welcome and our answer leave in one write.
+            let frame = self
+                .next_frame("the peer's handshake")
+                .map_err(|e| driver.read_error(e))?;
+            let payload = self.decoder.payload(&frame);
+            if let Err(e) = driver.receive(payload, &mut self.encoder) {
+                // Tell the peer why it is being dropped, if it still listens.
+                let _ = self.flush();
+                return Err(e);
+            }
+        }
+        // The last verdict goes out now: a CPython listener's accept() waits
+        // for it before the application can do anything.
+        self.flush()
+    }
+
+    /// Before a read or write while authenticating: gives the stream only
+    /// the time left before the deadline, or fails if none is left.
+    fn arm_deadline(&mut self, write: bool) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let stream = stream(&mut self.stream);
+        if write {
+            stream.set_write_timeout(Some(left))
+        } else {
+            stream.set_read_timeout(Some(left))
+        }
+    }
+
+    /// The peer's address, for connections made by
+    /// [`Listener`](crate::Listener) or [`Client`](crate::Client) (for a
+    /// Unix socket, usually an empty path); `None` for a stream handed to
+    /// [`Connection::authenticate`].
+    pub fn peer_addr(&self) -> Option<&Address> {
+        self.peer.as_ref()
+    }
+
+    /// The stream underneath. Reading or writing it directly would put the
+    /// framing out of step: use it for inspection and socket options.
+    pub fn get_ref(&self) -> &S {
+        self.stream
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("only into_parts takes the stream"))
+    }
+
+    /// Flushes what is queued and returns the stream, with the bytes already
+    /// read from it that no receive has returned yet (usually none): the
+    /// way back to the plain stream, say to hand it to another protocol.
+    pub fn into_parts(mut self) -> Result<(S, Vec<u8>), Error> {
+        self.flush()?;
+        let unread = self.decoder.take_buffered();
+        let stream = self
+            .stream
+            .take()
+            .unwrap_or_else(|| unreachable!("only into_parts takes the stream"));
+        Ok((stream, unread))
     }
 
     /// Sets how long a receive may wait; `None` waits forever.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let timeout = timeout.filter(|t| !t.is_zero());
-        self.stream.set_read_timeout(timeout).map_err(Error::Io)?;
+        stream(&mut self.stream)
+            .set_read_timeout(timeout)
+            .map_err(Error::Io)?;
         self.read_timeout = timeout;
+        Ok(())
+    }
+
+    /// Sets how long a send may wait for the peer to make room; `None`
+    /// waits forever.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let timeout = timeout.filter(|t| !t.is_zero());
+        stream(&mut self.stream)
+            .set_write_timeout(timeout)
+            .map_err(Error::Io)?;
+        self.write_timeout = timeout;
         Ok(())
     }
 
     /// Sets the largest frame accepted from now on.
     pub fn set_max_frame(&mut self, bytes: u64) {
-        self.max_frame = bytes;
+        self.decoder.set_max_frame(bytes);
     }
 
     /// Queues `payload` as one frame, like CPython's `send_bytes`.
     pub fn send_bytes(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.write_buf
-            .extend_from_slice(Header::encode(payload.len() as u64).as_bytes());
         if payload.len() >= FLUSH_THRESHOLD {
             // Large payloads go straight from the caller's memory.
+            self.encoder.push_header(payload.len() as u64);
             self.flush()?;
-            return self
-                .stream
+            return stream(&mut self.stream)
                 .write_all(payload)
                 .map_err(|e| Error::from_io(e, "the peer to read what we sent"));
         }
-        self.write_buf.extend_from_slice(payload);
+        self.encoder.push(payload);
         self.flush_if_full()
     }
 
     /// Queues `value`, encoded with postcard, as one frame.
-    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        let start = self.write_buf.len();
-        // A placeholder header, patched once the length is known.
-        self.write_buf.extend_from_slice(&[0; 4]);
-        let flavor = AppendToVec(&mut self.write_buf);
-        if let Err(source) = postcard::serialize_with_flavor(value, flavor) {
-            self.write_buf.truncate(start);
-            return Err(Error::Encode(source));
-        }
-        let len = (self.write_buf.len() - start - 4) as u64;
-        let header = Header::encode(len);
-        if len <= SHORT_HEADER_MAX {
-            self.write_buf[start..start + 4].copy_from_slice(header.as_bytes());
-        } else {
-            self.write_buf
-                .splice(start..start + 4, header.as_bytes().iter().copied());
-        }
+    #[cfg(feature = "serde")]
+    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.encoder
+            .push_with(|out| crate::codec::encode_into(value, out))
+            .map_err(Error::Encode)?;
         self.flush_if_full()
     }
 
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
-        if self.write_buf.is_empty() {
+        if self.encoder.is_empty() {
             return Ok(());
         }
-        let result = self.stream.write_all(&self.write_buf);
-        self.write_buf.clear();
+        let result = self.write_pending();
         result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))
     }
 
+    /// Writes the queued bytes; they are dropped either way, as a failed
+    /// write leaves the stream unusable.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let result = self
+            .arm_deadline(true)
+            .and_then(|()| stream(&mut self.stream).write_all(self.encoder.pending()));
+        self.encoder.consume(usize::MAX);
+        result
+    }
+
     fn flush_if_full(&mut self) -> Result<(), Error> {
-        if self.write_buf.len() >= FLUSH_THRESHOLD {
+        if self.encoder.wants_flush() {
             self.flush()
         } else {
             Ok(())
@@ -226,58 +368,59 @@ impl Connection {
     /// Returns [`Error::Closed`] when the peer closed the connection between
     /// frames, CPython's `EOFError`.
     pub fn recv_frame(&mut self) -> Result<&[u8], Error> {
-        let location = self.read_frame(self.max_frame, "a message")?;
-        Ok(self.payload(location))
+        let frame = self.next_frame("a message")?;
+        Ok(self.decoder.payload(&frame))
     }
 
     /// Receives one frame as an owned vector, like CPython's `recv_bytes`.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>, Error> {
-        match self.read_frame(self.max_frame, "a message")? {
-            Received::Buffered { start, end } => Ok(self.read_buf[start..end].to_vec()),
-            Received::Large => Ok(std::mem::take(&mut self.large_frame)),
-        }
+        let frame = self.next_frame("a message")?;
+        Ok(self.decoder.take_payload(frame))
     }
 
     /// Receives one frame and decodes it with postcard. The whole frame must
     /// be one value: trailing bytes are an error.
-    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+    #[cfg(feature = "serde")]
+    pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, Error> {
         let frame = self.recv_frame()?;
-        let (value, rest) = postcard::take_from_bytes(frame).map_err(Error::Decode)?;
-        if !rest.is_empty() {
-            return Err(Error::Decode(postcard::Error::DeserializeBadEncoding));
-        }
-        Ok(value)
+        crate::codec::decode_whole(frame).map_err(Error::Decode)
     }
 
     /// Whether a whole frame is already buffered, so that the next receive
     /// returns without touching the socket. A server can use this to do its
     /// idle-time work (flushing output, say) only when it is about to wait.
     pub fn has_buffered_frame(&self) -> bool {
-        let available = &self.read_buf[self.read_start..self.read_end];
-        // A malformed header counts too: the next receive reports it at once.
-        !matches!(next_frame(available, self.max_frame), Ok(None))
+        self.decoder.has_frame()
     }
 
     /// Whether a frame can be received without waiting longer than
     /// `timeout` (`None` waits forever), like CPython's `poll`. Also true
-    /// when the peer closed, so that the next receive reports it.
+    /// when the peer closed, so that the next receive reports it. A zero
+    /// timeout needs a transport that can be made non-blocking.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
-        if self.read_start < self.read_end {
+        if self.decoder.has_buffered_bytes() {
             return Ok(true);
         }
         self.flush()?;
         let result = match timeout {
             Some(t) if t.is_zero() => {
-                self.stream.set_nonblocking(true).map_err(Error::Io)?;
-                let result = self.fill();
-                self.stream.set_nonblocking(false).map_err(Error::Io)?;
+                stream(&mut self.stream)
+                    .set_nonblocking(true)
+                    .map_err(Error::Io)?;
+                let result = self.read_once();
+                stream(&mut self.stream)
+                    .set_nonblocking(false)
+                    .map_err(Error::Io)?;
                 result
             }
             _ => {
-                self.stream.set_read_timeout(timeout).map_err(Error::Io)?;
-                let result = self.fill();
-                self.stream
-                    .set_read_timeout(self.read_timeout)
+                stream(&mut self.stream)
+                    .set_read_timeout(timeout)
+                    .map_err(Error::Io)?;
+                let result = self.read_once();
+                let read_timeout = self.read_timeout;
+                stream(&mut self.stream)
+                    .set_read_timeout(read_timeout)
                     .map_err(Error::Io)?;
                 result
             }
@@ -299,156 +442,37 @@ impl Connection {
     /// Flushes and closes the connection, reporting any error.
     pub fn close(mut self) -> Result<(), Error> {
         self.flush()?;
-        match self.stream.shutdown() {
+        match stream(&mut self.stream).shutdown() {
             Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(Error::Io(e)),
             _ => Ok(()),
         }
     }
 
-    fn payload(&self, location: Received) -> &[u8] {
-        match location {
-            Received::Buffered { start, end } => &self.read_buf[start..end],
-            Received::Large => &self.large_frame,
-        }
-    }
-
-    /// Reads the next frame, at most `max` payload bytes.
-    fn read_frame(&mut self, max: u64, waiting_for: &'static str) -> Result<Received, Error> {
+    /// The next whole frame, reading as needed.
+    fn next_frame(&mut self, waiting_for: &'static str) -> Result<Frame, Error> {
         loop {
-            let available = &self.read_buf[self.read_start..self.read_end];
-            let expected = match decode_header(available, max)? {
-                Some(header) => {
-                    let total = header.header_len as u64 + header.payload_len;
-                    if total <= available.len() as u64 {
-                        let start = self.read_start + header.header_len;
-                        // `total` fits in the buffer, hence in usize.
-                        self.read_start += total as usize;
-                        if self.large_frame.capacity() > RETAINED_FRAME_BUFFER {
-                            self.large_frame = Vec::new();
-                        }
-                        return Ok(Received::Buffered {
-                            start,
-                            end: self.read_start,
-                        });
-                    }
-                    if total > MAX_READ_BUFFER as u64 {
-                        return self.read_large_frame(
-                            header.header_len,
-                            header.payload_len,
-                            waiting_for,
-                        );
-                    }
-                    total
-                }
-                // Enough for a short header, or for the long one once the
-                // short one turned out to be its escape.
-                None if available.len() < SHORT_HEADER_LEN => SHORT_HEADER_LEN as u64,
-                None => LONG_HEADER_LEN as u64,
-            };
-            let received = (self.read_end - self.read_start) as u64;
-            // The frame fits the largest buffer: make room and read more.
-            if self
-                .fill_for(expected as usize)
-                .map_err(|e| Error::from_io(e, waiting_for))?
-                == 0
-            {
-                return Err(if received == 0 {
-                    Error::Closed
-                } else {
-                    Error::Truncated { expected, received }
-                });
+            if let Some(frame) = self.decoder.decode()? {
+                return Ok(frame);
             }
-        }
-    }
-
-    /// Reads a frame too large for the read buffer into its own vector,
-    /// growing it only as bytes arrive.
-    fn read_large_frame(
-        &mut self,
-        header_len: usize,
-        payload_len: u64,
-        waiting_for: &'static str,
-    ) -> Result<Received, Error> {
-        let Ok(len) = usize::try_from(payload_len) else {
-            return Err(Error::FrameTooLarge {
-                len: payload_len,
-                max: usize::MAX as u64,
-            });
-        };
-        let buffered = &self.read_buf[self.read_start + header_len..self.read_end];
-        let frame = &mut self.large_frame;
-        frame.clear();
-        frame.extend_from_slice(buffered);
-        self.read_start = 0;
-        self.read_end = 0;
-        let mut filled = frame.len();
-        while filled < len {
-            // Room for at most what has arrived so far (at least 64 KiB), so
-            // memory grows only as fast as the peer really sends.
-            let want = (len - filled).min(filled.max(MIN_FRAME_GROWTH));
-            frame.reserve_exact(want);
-            match self.stream.read_appending(frame, want) {
-                Ok(0) => {
-                    return Err(Error::Truncated {
-                        expected: (header_len + len) as u64,
-                        received: (header_len + filled) as u64,
-                    });
-                }
-                Ok(n) => filled += n,
+            match self.read_once() {
+                Ok(0) => return Err(end_of_stream_error(&self.decoder)),
+                Ok(_) => {}
                 Err(e) => return Err(Error::from_io(e, waiting_for)),
             }
         }
-        Ok(Received::Large)
     }
 
-    /// Makes room for a frame of `frame_len` bytes and reads what the socket
-    /// has. Returns 0 at end of stream.
-    fn fill_for(&mut self, frame_len: usize) -> io::Result<usize> {
-        if self.read_start == self.read_end {
-            self.read_start = 0;
-            self.read_end = 0;
-        }
-        if self.read_start + frame_len > self.read_buf.len() {
-            let wanted = if frame_len > self.read_buf.len() || self.read_end == self.read_buf.len()
-            {
-                // Grow while the peer streams full buffers: bigger reads, fewer calls.
-                frame_len
-                    .max(self.read_buf.len() * 2)
-                    .clamp(INITIAL_READ_BUFFER, MAX_READ_BUFFER)
-            } else {
-                self.read_buf.len()
-            };
-            if wanted > self.read_buf.len() {
-                let mut grown = vec![0; wanted].into_boxed_slice();
-                grown[..self.read_end - self.read_start]
-                    .copy_from_slice(&self.read_buf[self.read_start..self.read_end]);
-                self.read_buf = grown;
-            } else {
-                // Full size already: move the partial frame to the front.
-                self.read_buf.copy_within(self.read_start..self.read_end, 0);
-            }
-            self.read_end -= self.read_start;
-            self.read_start = 0;
-        }
-        self.fill()
-    }
-
-    /// Reads once into the free end of the buffer, flushing first: a peer
-    /// may be waiting for what we queued before it answers.
-    fn fill(&mut self) -> io::Result<usize> {
-        if !self.write_buf.is_empty() {
-            let result = self.stream.write_all(&self.write_buf);
-            self.write_buf.clear();
-            result?;
-        }
-        if self.read_start == self.read_end {
-            self.read_start = 0;
-            self.read_end = 0;
+    /// Reads once into the decoder, flushing first: a peer may be waiting
+    /// for what we queued before it answers. Returns 0 at end of stream.
+    fn read_once(&mut self) -> io::Result<usize> {
+        if !self.encoder.is_empty() {
+            self.write_pending()?;
         }
         loop {
-            match self.stream.read(&mut self.read_buf[self.read_end..]) {
+            self.arm_deadline(false)?;
+            match stream(&mut self.stream).read(self.decoder.buffer()) {
                 Ok(n) => {
-                    self.read_end += n;
+                    self.decoder.advance(n);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -458,32 +482,68 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl<S: Transport> Drop for Connection<S> {
     fn drop(&mut self) {
         // Last resort, so that queued messages are not silently lost; `close`
         // reports errors that cannot be reported here.
-        let _ = self.flush();
+        if self.stream.is_some() {
+            let _ = self.flush();
+        }
     }
 }
 
-/// A postcard output flavor that appends to an existing vector, so a message
-/// is encoded in place behind the ones already queued.
-struct AppendToVec<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for AppendToVec<'_> {
-    type Output = ();
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
+/// Shows the stream and the buffer sizes, never payload bytes.
+impl<S: Transport + fmt::Debug> fmt::Debug for Connection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("stream", &self.stream)
+            .field("peer", &self.peer)
+            .field("decoder", &self.decoder)
+            .field("encoder", &self.encoder)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .finish()
     }
+}
 
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
+/// The socket's descriptor, so that a caller can wait for it with
+/// `poll(2)`, epoll or mio. Buffered frames do not show there: check
+/// [`Connection::has_buffered_frame`] first.
+#[cfg(unix)]
+impl<S: Transport + AsFd> AsFd for Connection<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.get_ref().as_fd()
     }
+}
 
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
+#[cfg(unix)]
+impl<S: Transport + AsRawFd> AsRawFd for Connection<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.get_ref().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_payload_bytes() {
+        #[cfg(unix)]
+        {
+            let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let options = Options::new();
+            let mut sender = Connection::new(a, None, &options);
+            let mut receiver = Connection::new(b, None, &options);
+            sender.send_bytes(b"SECRET-PAYLOAD").expect("queue");
+            let queued = format!("{sender:?}");
+            sender.flush().expect("flush");
+            assert_eq!(receiver.recv_frame().expect("frame"), b"SECRET-PAYLOAD");
+            let received = format!("{receiver:?}");
+            for shown in [queued, received] {
+                assert!(!shown.contains("SECRET"), "{shown}");
+                assert!(!shown.contains("83, 69, 67"), "bytes as numbers: {shown}");
+            }
+        }
     }
 }

@@ -2,6 +2,10 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
+
+use crate::codec::CodecError;
+use crate::frame::FrameError;
 
 /// Everything that can go wrong while connecting, authenticating, sending or
 /// receiving.
@@ -38,26 +42,10 @@ pub enum Error {
     },
     /// The mutual authentication failed; the connection is closed.
     Authentication(AuthError),
-    /// The peer announced a frame longer than the configured maximum. The
-    /// frame was not read and the connection cannot be used further.
-    FrameTooLarge {
-        /// The announced payload length.
-        len: u64,
-        /// The configured maximum.
-        max: u64,
-    },
-    /// The peer sent a negative frame length other than the `-1` escape.
-    BadLength {
-        /// The 4-byte header, as a signed integer.
-        header: i32,
-    },
-    /// The peer closed the connection in the middle of a frame.
-    Truncated {
-        /// How many bytes the frame (header included) should have had.
-        expected: u64,
-        /// How many of them arrived.
-        received: u64,
-    },
+    /// The peer's bytes are not valid frames (a length over the limit, a
+    /// bad length, a stream that ended inside a frame); the connection
+    /// cannot be used further.
+    Frame(FrameError),
     /// The peer closed the connection cleanly, between two frames.
     Closed,
     /// The peer did not send anything within the configured time.
@@ -65,10 +53,17 @@ pub enum Error {
         /// What we were waiting for.
         waiting_for: &'static str,
     },
+    /// The handshake did not complete within the handshake timeout. The
+    /// limit is a deadline for the whole handshake, not for each read: a
+    /// peer that trickles bytes is cut off at it too.
+    HandshakeTimeout {
+        /// The configured handshake timeout.
+        limit: Duration,
+    },
     /// A received payload could not be decoded into the requested type.
-    Decode(postcard::Error),
+    Decode(CodecError),
     /// A value could not be encoded.
-    Encode(postcard::Error),
+    Encode(CodecError),
     /// Any other I/O error on the connection.
     Io(io::Error),
 }
@@ -84,13 +79,22 @@ pub enum AuthError {
     /// a different authkey.
     Rejected,
     /// The peer speaks the legacy HMAC-MD5 handshake (CPython 3.11 and older)
-    /// and legacy MD5 is not enabled ([`Options::legacy_md5`](crate::Options::legacy_md5)).
+    /// and legacy MD5 is not enabled ([`Options::with_legacy_md5`](crate::Options::with_legacy_md5)).
     /// The message names no option: programs add how their users enable it.
     LegacyMd5Disabled,
     /// The peer asked for a digest this library does not implement.
     UnsupportedDigest(String),
     /// The peer closed the connection during the handshake.
     PeerClosed,
+    /// The listener closed the connection before sending its challenge:
+    /// what an iris listener does with a connection over its limit, so
+    /// that a client can tell "busy" from "wrong key".
+    ClosedBeforeChallenge,
+    /// The peer posed, as its challenge, a challenge that one of this
+    /// process's own clients issued in a handshake still under way: a fake
+    /// listener trying to get one client's answer to use on another
+    /// connection (a reflection attack). It is not answered.
+    ReflectedChallenge,
     /// The peer sent something that is not part of the handshake.
     Protocol(String),
 }
@@ -109,22 +113,16 @@ impl fmt::Display for Error {
                 write!(f, "cannot connect to {address}: {source}")
             }
             Error::Authentication(reason) => write!(f, "authentication failed: {reason}"),
-            Error::FrameTooLarge { len, max } => write!(
-                f,
-                "the peer announced a frame of {len} bytes, over the limit of {max} bytes; raise the maximum frame size if such frames are expected"
-            ),
-            Error::BadLength { header } => write!(
-                f,
-                "the peer sent an invalid frame length {header}: it does not speak the multiprocessing.connection protocol"
-            ),
-            Error::Truncated { expected, received } => write!(
-                f,
-                "the peer closed the connection in the middle of a frame ({received} of {expected} bytes received)"
-            ),
+            Error::Frame(e) => e.fmt(f),
             Error::Closed => f.write_str("the peer closed the connection"),
             Error::Timeout { waiting_for } => {
                 write!(f, "timed out waiting for {waiting_for}")
             }
+            Error::HandshakeTimeout { limit } => write!(
+                f,
+                "the handshake did not complete within {:.1} s: the peer is too slow, does not speak this protocol, or is a listener too busy to answer; try again, or raise the handshake timeout",
+                limit.as_secs_f64()
+            ),
             Error::Decode(source) => write!(f, "cannot decode the received message: {source}"),
             Error::Encode(source) => write!(f, "cannot encode the message: {source}"),
             Error::Io(source) => write!(f, "connection error: {source}"),
@@ -152,10 +150,16 @@ impl fmt::Display for AuthError {
             ),
             AuthError::UnsupportedDigest(name) => write!(
                 f,
-                "the peer asked for digest {name:?}; supported are sha256, sha384, sha512 (and md5 with legacy MD5 enabled)"
+                "the peer asked for digest {name:?}; supported are sha256 and sha384 (and md5 with legacy MD5 enabled)"
             ),
             AuthError::PeerClosed => f.write_str(
                 "the peer closed the connection during the handshake: it may be at its connection limit, use a different authkey, require legacy MD5, or not speak this protocol",
+            ),
+            AuthError::ClosedBeforeChallenge => f.write_str(
+                "the listener closed the connection before sending its challenge: it is at its connection limit (an iris listener says so this way), or not a multiprocessing.connection listener; try again later",
+            ),
+            AuthError::ReflectedChallenge => f.write_str(
+                "the peer sent back a challenge that this process issued itself, which only a listener without the authkey trying a reflection attack does; not answering it. Check that the address is the listener you mean",
             ),
             AuthError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
         }
@@ -163,6 +167,12 @@ impl fmt::Display for AuthError {
 }
 
 impl std::error::Error for AuthError {}
+
+impl From<FrameError> for Error {
+    fn from(error: FrameError) -> Self {
+        Error::Frame(error)
+    }
+}
 
 impl From<AuthError> for Error {
     fn from(reason: AuthError) -> Self {

@@ -91,6 +91,43 @@ impl AuthKey {
     }
 }
 
+/// What the functions that take an authkey accept: the key's bytes
+/// (`&[u8]`, `b"..."`, `Vec<u8>`) or an [`AuthKey`] made beforehand.
+pub trait ToAuthKey {
+    /// The validated key (an empty one is refused).
+    fn to_auth_key(&self) -> Result<AuthKey, Error>;
+}
+
+impl ToAuthKey for AuthKey {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl ToAuthKey for [u8] {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl<const N: usize> ToAuthKey for [u8; N] {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl ToAuthKey for Vec<u8> {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        AuthKey::new(self)
+    }
+}
+
+impl<T: ToAuthKey + ?Sized> ToAuthKey for &T {
+    fn to_auth_key(&self) -> Result<AuthKey, Error> {
+        (**self).to_auth_key()
+    }
+}
+
 impl fmt::Debug for AuthKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AuthKey(<redacted>)")
@@ -329,6 +366,17 @@ pub fn parse_challenge(frame: &[u8]) -> Result<Challenge<'_>, AuthError> {
         message,
         pipelining: message.starts_with(SHA256_PREFIX) && message.ends_with(IRIS_MARK),
     })
+}
+
+/// The nonce of a frame that is exactly a challenge in our own format,
+/// `#CHALLENGE#{sha256}<nonce>` with no mark, which is what an iris client
+/// sends; `None` for anything else. A client uses it to refuse answering a
+/// challenge that one of its own connections issued (a reflection).
+pub(crate) fn challenge_nonce(frame: &[u8]) -> Option<&[u8]> {
+    frame
+        .strip_prefix(CHALLENGE_PREFIX)?
+        .strip_prefix(SHA256_PREFIX)
+        .filter(|nonce| nonce.len() == NONCE_LEN)
 }
 
 /// A digest CPython may name in a `{digest}` prefix that we implement.

@@ -9,16 +9,19 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
-use crate::connection::Connection;
-use crate::handshake::{AuthKey, Handshake, NONCE_LEN};
+use crate::address::ToAddress;
+use crate::connection::{Connection, fresh_nonce};
+use crate::driver::no_screen;
+use crate::handshake::{AuthKey, Handshake, ToAuthKey};
 use crate::stream::Stream;
 use crate::{Address, Error, Options};
 
 #[derive(Debug)]
-enum Socket {
+pub(crate) enum Socket {
     Tcp(TcpListener),
     #[cfg(unix)]
     Unix(UnixListener),
@@ -45,13 +48,16 @@ pub struct Listener {
 #[derive(Debug)]
 pub struct Incoming {
     connection: Connection,
+    peer: Address,
     handshake: Handshake,
-    timeout: Option<std::time::Duration>,
+    /// When the handshake must be over, counted from the accept.
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
 }
 
 impl Listener {
     /// Listens on `address` (see [`Address`]) with the default [`Options`].
-    pub fn bind(address: &str, authkey: &[u8]) -> Result<Listener, Error> {
+    pub fn bind(address: impl ToAddress, authkey: impl ToAuthKey) -> Result<Listener, Error> {
         Listener::bind_with(address, authkey, Options::default())
     }
 
@@ -61,11 +67,15 @@ impl Listener {
     /// so that `localhost:6000` accepts CPython clients (which connect over
     /// IPv4). A Unix socket path left behind by a listener that is no longer
     /// running is replaced; one that a live listener answers on is not.
-    pub fn bind_with(address: &str, authkey: &[u8], options: Options) -> Result<Listener, Error> {
-        let key = AuthKey::new(authkey)?;
-        let parsed: Address = address.parse()?;
+    pub fn bind_with(
+        address: impl ToAddress,
+        authkey: impl ToAuthKey,
+        options: Options,
+    ) -> Result<Listener, Error> {
+        let key = authkey.to_auth_key()?;
+        let parsed = address.to_address()?;
         let bind_error = |source| Error::Bind {
-            address: address.to_owned(),
+            address: parsed.to_string(),
             source,
         };
         let socket = match &parsed {
@@ -75,7 +85,7 @@ impl Listener {
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
-                    address: address.to_owned(),
+                    address: parsed.to_string(),
                     reason: "Unix-domain sockets are not available on this platform",
                 });
             }
@@ -102,6 +112,18 @@ impl Listener {
         &self.local
     }
 
+    /// A second handle to the listening socket (for the tokio adapter),
+    /// and the key.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn share(&self) -> io::Result<(Socket, AuthKey)> {
+        let socket = match &self.socket {
+            Socket::Tcp(listener) => Socket::Tcp(listener.try_clone()?),
+            #[cfg(unix)]
+            Socket::Unix(listener) => Socket::Unix(listener.try_clone()?),
+        };
+        Ok((socket, self.key.clone()))
+    }
+
     /// The options connections are accepted with.
     pub fn options(&self) -> &Options {
         &self.options
@@ -118,7 +140,18 @@ impl Listener {
     /// Waits for a client without authenticating it yet: call
     /// [`Incoming::authenticate`] before using it.
     pub fn accept_unauthenticated(&self) -> Result<Incoming, Error> {
-        let (stream, peer) = match &self.socket {
+        let (stream, peer) = self.accept_stream()?;
+        self.start_handshake(stream, peer)
+    }
+
+    /// Waits for a client and returns its stream before anything is sent:
+    /// a server that decides to refuse it (at its connection limit, say)
+    /// drops the stream, and the client sees the connection closed before
+    /// any challenge, a signal apart from a failed handshake
+    /// ([`AuthError::ClosedBeforeChallenge`](crate::AuthError::ClosedBeforeChallenge)).
+    /// Otherwise pass it to [`Listener::start_handshake`].
+    pub fn accept_stream(&self) -> Result<(Stream, Address), Error> {
+        Ok(match &self.socket {
             Socket::Tcp(listener) => {
                 let (stream, peer) = listener.accept().map_err(Error::Io)?;
                 // Our writes are batched already; Nagle would only add delay.
@@ -130,13 +163,18 @@ impl Listener {
                 let (stream, _) = listener.accept().map_err(Error::Io)?;
                 (Stream::Unix(stream), self.local.clone())
             }
-        };
-        let mut nonce = [0u8; NONCE_LEN];
-        self.rng
-            .fill(&mut nonce)
-            .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
-        let mut connection = Connection::new(stream, peer, &self.options);
-        let mut handshake = Handshake::listener(&self.key, nonce, self.options.get_legacy_md5());
+        })
+    }
+
+    /// Sends the challenge to a client from [`Listener::accept_stream`]
+    /// and returns it, to be authenticated with [`Incoming::authenticate`].
+    /// The handshake deadline counts from now.
+    pub fn start_handshake(&self, stream: Stream, peer: Address) -> Result<Incoming, Error> {
+        let nonce = fresh_nonce(&self.rng)?;
+        let timeout = self.options.handshake_timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut connection = Connection::new(stream, Some(peer.clone()), &self.options);
+        let mut handshake = Handshake::listener(&self.key, nonce, self.options.legacy_md5());
         // The challenge leaves now, from the accepting thread, so that the
         // client's first round trip overlaps whatever the caller does before
         // `authenticate` (such as starting a thread). A few dozen bytes into
@@ -145,8 +183,10 @@ impl Listener {
         let _ = connection.write_now(&handshake.take_outgoing());
         Ok(Incoming {
             connection,
+            peer,
             handshake,
-            timeout: self.options.get_handshake_timeout(),
+            deadline,
+            timeout,
         })
     }
 }
@@ -163,13 +203,17 @@ impl Drop for Listener {
 impl Incoming {
     /// The peer's address.
     pub fn peer_addr(&self) -> &Address {
-        self.connection.peer_addr()
+        &self.peer
     }
 
     /// Completes the mutual authentication (the challenge went out when the
-    /// connection was accepted), within the handshake timeout.
+    /// connection was accepted). The handshake timeout is a deadline counted
+    /// from the accept: time spent before this call counts too, and a peer
+    /// that trickles its bytes is cut off at it all the same
+    /// ([`Error::HandshakeTimeout`]).
     pub fn authenticate(self) -> Result<Connection, Error> {
-        self.connection.authenticate(self.handshake, self.timeout)
+        self.connection
+            .run_authentication(self.handshake, self.deadline, self.timeout, no_screen)
     }
 }
 

@@ -19,10 +19,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// use iris_wire::Options;
 ///
 /// let options = Options::new()
-///     .legacy_md5(true)
-///     .max_frame(128 << 20)
-///     .read_timeout(Some(Duration::from_secs(30)));
-/// assert_eq!(options.get_max_frame(), 128 << 20);
+///     .with_legacy_md5(true)
+///     .with_max_frame(128 << 20)
+///     .with_read_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(options.max_frame(), 128 << 20);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -53,20 +53,23 @@ impl Options {
 
     /// Accepts the legacy HMAC-MD5 handshake of CPython 3.11 and older.
     /// Off by default: MD5 is broken, enable it only for such peers.
-    pub fn legacy_md5(mut self, enabled: bool) -> Self {
+    pub fn with_legacy_md5(mut self, enabled: bool) -> Self {
         self.legacy_md5 = enabled;
         self
     }
 
-    /// How long connecting and the handshake may take; `None` waits forever.
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+    /// The deadline for the whole handshake, connecting included on the
+    /// client, counted from the accept on the listener; `None` waits forever.
+    /// Each read and write gets only the time left, so a peer that trickles
+    /// its bytes is cut off at the deadline like a silent one.
+    pub fn with_handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handshake_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
 
     /// How long a receive may wait after authentication; `None` (the
     /// default) waits forever.
-    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.read_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
@@ -74,39 +77,39 @@ impl Options {
     /// How long a send may wait for the peer to make room after
     /// authentication; `None` (the default) waits forever. A server sets this
     /// so that a peer that stops reading cannot hold a thread forever.
-    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.write_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
 
     /// The largest frame accepted after authentication, in bytes.
-    pub fn max_frame(mut self, bytes: u64) -> Self {
+    pub fn with_max_frame(mut self, bytes: u64) -> Self {
         self.max_frame = bytes;
         self
     }
 
     /// Whether legacy HMAC-MD5 is accepted.
-    pub fn get_legacy_md5(&self) -> bool {
+    pub fn legacy_md5(&self) -> bool {
         self.legacy_md5
     }
 
     /// The handshake timeout.
-    pub fn get_handshake_timeout(&self) -> Option<Duration> {
+    pub fn handshake_timeout(&self) -> Option<Duration> {
         self.handshake_timeout
     }
 
     /// The read timeout after authentication.
-    pub fn get_read_timeout(&self) -> Option<Duration> {
+    pub fn read_timeout(&self) -> Option<Duration> {
         self.read_timeout
     }
 
     /// The write timeout after authentication.
-    pub fn get_write_timeout(&self) -> Option<Duration> {
+    pub fn write_timeout(&self) -> Option<Duration> {
         self.write_timeout
     }
 
     /// The largest frame accepted after authentication.
-    pub fn get_max_frame(&self) -> u64 {
+    pub fn max_frame(&self) -> u64 {
         self.max_frame
     }
 }

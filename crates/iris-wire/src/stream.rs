@@ -1,93 +1,156 @@
-//! The byte stream under a connection: TCP or a Unix-domain socket.
+//! The byte streams a [`Connection`](crate::Connection) runs over.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+/// A byte stream a blocking [`Connection`](crate::Connection) can run over:
+/// anything `Read + Write` that can also bound how long one read or write
+/// blocks.
+///
+/// The timeouts are how the connection enforces the handshake deadline and
+/// the read and write timeouts of [`Options`](crate::Options). It is
+/// implemented for [`TcpStream`], [`UnixStream`] and [`Stream`]; for a
+/// stream of your own (a TLS stream, a pipe), forward to the socket
+/// underneath. A stream that cannot time out should return an
+/// [`io::ErrorKind::Unsupported`] error for `Some(_)`: authenticating with a
+/// handshake timeout then fails rather than silently waiting forever, and
+/// `Options::new().with_handshake_timeout(None)` opts out knowingly.
+pub trait Transport: Read + Write {
+    /// Bounds how long one read may block (`None`: forever).
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Bounds how long one write may block (`None`: forever).
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Makes reads return [`io::ErrorKind::WouldBlock`] instead of waiting,
+    /// or blocking again. Only [`Connection::poll`](crate::Connection::poll)
+    /// with a zero timeout uses it; the default says it is unsupported.
+    fn set_nonblocking(&mut self, nonblocking: bool) -> io::Result<()> {
+        let _ = nonblocking;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Ends both directions, so the peer sees a clean end of stream. The
+    /// default does nothing: dropping the stream closes it.
+    fn shutdown(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> io::Result<()> {
+        TcpStream::set_nonblocking(self, nonblocking)
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for UnixStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> io::Result<()> {
+        UnixStream::set_nonblocking(self, nonblocking)
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        UnixStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+/// A TCP or Unix-domain socket: what [`Listener`](crate::Listener) and
+/// [`Client`](crate::Client) connect, and the default stream of a
+/// [`Connection`](crate::Connection).
 #[derive(Debug)]
-pub(crate) enum Stream {
+#[non_exhaustive]
+pub enum Stream {
+    /// A TCP connection.
     Tcp(TcpStream),
+    /// A Unix-domain stream socket.
     #[cfg(unix)]
     Unix(UnixStream),
 }
 
-impl Stream {
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(timeout),
+/// Forwards a call to whichever socket the stream holds.
+macro_rules! forward {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Stream::Tcp($s) => $call,
             #[cfg(unix)]
-            Stream::Unix(s) => s.set_read_timeout(timeout),
+            Stream::Unix($s) => $call,
         }
-    }
-
-    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(timeout),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.set_write_timeout(timeout),
-        }
-    }
-
-    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_nonblocking(nonblocking),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.set_nonblocking(nonblocking),
-        }
-    }
-
-    pub(crate) fn shutdown(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.shutdown(Shutdown::Both),
-        }
-    }
+    };
 }
 
-impl Stream {
-    /// Appends up to `limit` bytes to `buf`, returning how many came (0 at
-    /// end of stream). Goes to the socket type itself, whose `read_to_end`
-    /// fills spare capacity without zeroing it first.
-    pub(crate) fn read_appending(&mut self, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.take(limit as u64).read_to_end(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.take(limit as u64).read_to_end(buf),
-        }
+impl Transport for Stream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        forward!(self, s => Transport::set_read_timeout(s, timeout))
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        forward!(self, s => Transport::set_write_timeout(s, timeout))
+    }
+
+    fn set_nonblocking(&mut self, nonblocking: bool) -> io::Result<()> {
+        forward!(self, s => Transport::set_nonblocking(s, nonblocking))
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        forward!(self, s => Transport::shutdown(s))
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.read(buf),
-        }
+        forward!(self, s => s.read(buf))
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.write(buf),
-        }
+        forward!(self, s => s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write_vectored(bufs),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.write_vectored(bufs),
-        }
+        forward!(self, s => s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        forward!(self, s => s.as_fd())
+    }
+}
+
+#[cfg(unix)]
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        forward!(self, s => s.as_raw_fd())
     }
 }

@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use iris_wire::frame::FrameError;
 use iris_wire::handshake::{AuthKey, Handshake};
 use iris_wire::{AuthError, Client, Connection, Error, Listener, Options};
 use serde::{Deserialize, Serialize};
@@ -171,11 +172,150 @@ fn garbage_instead_of_a_handshake_is_refused() {
 
 #[test]
 fn a_silent_peer_times_out_during_the_handshake() {
-    let options = Options::new().handshake_timeout(Some(Duration::from_millis(200)));
+    let options = Options::new().with_handshake_timeout(Some(Duration::from_millis(200)));
     let (local, server) = serve_one("127.0.0.1:0", options, |c| c.map(|_| ()));
     let _raw = TcpStream::connect(&local).expect("connect");
     let err = server.join().expect("server").expect_err("silence");
-    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(matches!(err, Error::HandshakeTimeout { .. }), "{err}");
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until they run out or the
+/// peer hangs up; returns when it stopped.
+fn trickle(stream: &mut TcpStream, bytes: &[u8], gap: Duration) -> Instant {
+    for byte in bytes {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        thread::sleep(gap);
+    }
+    Instant::now()
+}
+
+/// The handshake timeout is a deadline for the whole handshake, not a
+/// timeout per read: a peer that sends a byte every 150 ms (each read
+/// well within the 600 ms) is cut off once 600 ms have passed in all.
+#[test]
+fn a_listener_cuts_a_trickling_client_at_the_deadline() {
+    let limit = Duration::from_millis(600);
+    let options = Options::new().with_handshake_timeout(Some(limit));
+    let (local, server) = serve_one("127.0.0.1:0", options, |c| c.map(|_| ()));
+    let mut raw = TcpStream::connect(&local).expect("connect");
+    let started = Instant::now();
+    // A well-formed answer's first bytes: a frame header announcing 40
+    // bytes, then "{sha256}" and more, slowly.
+    let mut answer = 40u32.to_be_bytes().to_vec();
+    answer.extend_from_slice(b"{sha256}0123456789012345678901234567890");
+    let trickler = thread::spawn(move || trickle(&mut raw, &answer, Duration::from_millis(150)));
+    let err = server.join().expect("server").expect_err("trickle");
+    let cut_after = started.elapsed();
+    assert!(matches!(err, Error::HandshakeTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("0.6 s"), "{err}");
+    // Cut at the deadline: not before it, and long before the 44 bytes
+    // (6.6 s at this pace) were through. The upper bound is generous for
+    // a loaded machine.
+    assert!(cut_after >= limit, "cut after {cut_after:?}");
+    assert!(
+        cut_after < Duration::from_secs(4),
+        "cut after {cut_after:?}"
+    );
+    // The trickler noticed the hang-up before it ran out of bytes.
+    let stopped = trickler.join().expect("trickler");
+    assert!(stopped.duration_since(started) < Duration::from_secs(6));
+}
+
+/// A fake listener that trickles its challenge keeps an iris client no
+/// longer than the client's deadline.
+#[test]
+fn a_client_gives_up_on_a_trickling_listener_at_its_deadline() {
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = fake.local_addr().expect("address").to_string();
+    let trickler = thread::spawn(move || {
+        let (mut stream, _) = fake.accept().expect("accept");
+        let mut challenge = 59u32.to_be_bytes().to_vec();
+        challenge.extend_from_slice(b"#CHALLENGE#{sha256}");
+        challenge.extend_from_slice(&[7; 40]);
+        trickle(&mut stream, &challenge, Duration::from_millis(150))
+    });
+    let limit = Duration::from_millis(600);
+    let options = Options::new().with_handshake_timeout(Some(limit));
+    let started = Instant::now();
+    let err = Client::connect_with(&address, KEY, &options).expect_err("trickle");
+    let gave_up_after = started.elapsed();
+    assert!(matches!(err, Error::HandshakeTimeout { .. }), "{err}");
+    assert!(gave_up_after >= limit, "gave up after {gave_up_after:?}");
+    assert!(
+        gave_up_after < Duration::from_secs(4),
+        "gave up after {gave_up_after:?}"
+    );
+    trickler.join().expect("trickler");
+}
+
+/// A fake listener without the key poses the challenge one of our clients
+/// sent it to a second client of the same process, hoping to relay the
+/// answer: the second client refuses to answer.
+#[test]
+fn a_client_does_not_answer_a_challenge_reflected_from_another_client() {
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = fake.local_addr().expect("address").to_string();
+    let options = Options::new().with_handshake_timeout(Some(Duration::from_secs(20)));
+    let first = {
+        let (address, options) = (address.clone(), options.clone());
+        thread::spawn(move || Client::connect_with(&address, KEY, &options))
+    };
+    // Connection 1: pose a CPython-style challenge (no mark), take the
+    // answer, welcome it, and read the client's own challenge.
+    let (mut one, _) = fake.accept().expect("accept 1");
+    let mut fake_listener =
+        Handshake::listener(&AuthKey::new(b"not the key").expect("key"), [1; 40], false);
+    let marked = fake_listener.take_outgoing();
+    // Drop the iris mark so the client waits for #WELCOME# before challenging.
+    let mark = iris_wire::handshake::IRIS_MARK.len();
+    let mut challenge = marked[..marked.len() - mark].to_vec();
+    let len = (challenge.len() - 4) as u32;
+    challenge[..4].copy_from_slice(&len.to_be_bytes());
+    one.write_all(&challenge).expect("challenge 1");
+    let _answer = read_frame(&mut one);
+    one.write_all(&frame(b"#WELCOME#")).expect("welcome 1");
+    let own = read_frame(&mut one);
+    assert!(own.starts_with(b"#CHALLENGE#{sha256}"), "{own:?}");
+    // Connection 2: reflect it.
+    let second = {
+        let (address, options) = (address.clone(), options.clone());
+        thread::spawn(move || Client::connect_with(&address, KEY, &options))
+    };
+    let (mut two, _) = fake.accept().expect("accept 2");
+    two.write_all(&frame(&own)).expect("reflected challenge");
+    let err = second
+        .join()
+        .expect("second client")
+        .expect_err("reflected");
+    assert!(
+        matches!(err, Error::Authentication(AuthError::ReflectedChallenge)),
+        "{err}"
+    );
+    // Nothing came back on connection 2 that could answer connection 1.
+    let mut rest = Vec::new();
+    two.read_to_end(&mut rest).expect("read");
+    assert!(rest.is_empty(), "the second client sent {rest:?}");
+    drop(one);
+    first
+        .join()
+        .expect("first client")
+        .expect_err("fake listener");
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn read_frame(stream: &mut TcpStream) -> Vec<u8> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).expect("frame header");
+    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+    stream.read_exact(&mut payload).expect("frame payload");
+    payload
 }
 
 /// Authenticates a raw socket with the sans-IO handshake, so the test can
@@ -205,13 +345,15 @@ fn listener_error_after_sending(bytes: &[u8]) -> Error {
     server.join().expect("server")
 }
 
+/// Over a socket: the error. That nothing is allocated for it is checked
+/// where it can be, on the sans-I/O decoder (`frame::decoder` tests).
 #[test]
-fn a_huge_length_is_refused_before_allocating() {
+fn a_huge_length_is_refused() {
     let mut header = (-1i32).to_be_bytes().to_vec();
     header.extend_from_slice(&(1u64 << 63).to_be_bytes());
     let err = listener_error_after_sending(&header);
     assert!(
-        matches!(err, Error::FrameTooLarge { len, .. } if len == 1 << 63),
+        matches!(err, Error::Frame(FrameError::TooLarge { len, .. }) if len == 1 << 63),
         "{err}"
     );
 }
@@ -219,7 +361,10 @@ fn a_huge_length_is_refused_before_allocating() {
 #[test]
 fn a_negative_length_is_refused() {
     let err = listener_error_after_sending(&(-2i32).to_be_bytes());
-    assert!(matches!(err, Error::BadLength { header: -2 }), "{err}");
+    assert!(
+        matches!(err, Error::Frame(FrameError::BadLength { header: -2 })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -230,10 +375,10 @@ fn a_truncated_frame_is_reported_with_its_sizes() {
     assert!(
         matches!(
             err,
-            Error::Truncated {
+            Error::Frame(FrameError::Truncated {
                 expected: 1004,
                 received: 14
-            }
+            })
         ),
         "{err}"
     );
@@ -242,14 +387,14 @@ fn a_truncated_frame_is_reported_with_its_sizes() {
     bytes.extend(std::iter::repeat_n(7u8, 1 << 20));
     let err = listener_error_after_sending(&bytes);
     assert!(
-        matches!(err, Error::Truncated { expected, received } if expected == (10 << 20) + 4 && received == (1 << 20) + 4),
+        matches!(err, Error::Frame(FrameError::Truncated { expected, received }) if expected == (10 << 20) + 4 && received == (1 << 20) + 4),
         "{err}"
     );
 }
 
 #[test]
 fn a_frame_over_the_limit_is_refused_and_a_raised_limit_accepts_it() {
-    let options = Options::new().max_frame(1024);
+    let options = Options::new().with_max_frame(1024);
     let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
         let mut connection = connection.expect("authenticated");
         let first = connection.recv_bytes().expect("within the limit");
@@ -264,7 +409,7 @@ fn a_frame_over_the_limit_is_refused_and_a_raised_limit_accepts_it() {
     let (first, err) = server.join().expect("server");
     assert_eq!(first.len(), 1024);
     assert!(
-        matches!(err, Error::FrameTooLarge { len: 2, max: 1 }),
+        matches!(err, Error::Frame(FrameError::TooLarge { len: 2, max: 1 })),
         "{err}"
     );
     assert!(
@@ -296,7 +441,7 @@ fn poll_reports_readiness_without_consuming() {
 
 #[test]
 fn a_peer_that_stops_reading_times_out_the_sender() {
-    let options = Options::new().write_timeout(Some(Duration::from_millis(200)));
+    let options = Options::new().with_write_timeout(Some(Duration::from_millis(200)));
     let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
         let mut connection = connection.expect("authenticated");
         let chunk = vec![0u8; 1 << 20];
@@ -312,4 +457,34 @@ fn a_peer_that_stops_reading_times_out_the_sender() {
     let err = server.join().expect("server");
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("the peer to read"), "{err}");
+}
+
+/// Both sides over a `UnixStream::pair()` the caller made, with the stream
+/// handed back afterwards, bytes already read included.
+#[cfg(unix)]
+#[test]
+fn streams_the_caller_has_authenticate_and_come_back() {
+    use iris_wire::handshake::Role;
+    use std::os::unix::net::UnixStream;
+
+    let (a, b) = UnixStream::pair().expect("pair");
+    let server = thread::spawn(move || -> Result<(UnixStream, Vec<u8>), Error> {
+        let mut connection = Connection::authenticate(a, Role::Listener, KEY, &Options::new())?;
+        assert_eq!(connection.recv_bytes()?, b"first");
+        connection.into_parts()
+    });
+    let mut client =
+        Connection::authenticate(b, Role::Client, KEY, &Options::new()).expect("authenticate");
+    client.send_bytes(b"first").expect("send");
+    client.send_bytes(b"second").expect("send");
+    client.flush().expect("flush");
+    drop(client);
+    let (mut stream, unread) = server.join().expect("server").expect("server side");
+    // Whatever of "second" the server had read is handed back, and the rest
+    // is still in the stream.
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("read the rest");
+    let mut all = unread;
+    all.extend_from_slice(&rest);
+    assert_eq!(all, [&6u32.to_be_bytes()[..], b"second"].concat());
 }

@@ -1,57 +1,23 @@
 //! Interop with the real CPython `multiprocessing.connection`, in both roles,
 //! for every CPython this machine has (3.11, 3.12, 3.13).
 
-use std::path::Path;
 use std::thread;
 
-use iris_testkit::{ChildGuard, Python, pythons};
+use iris_testkit::{Python, pythons};
 use iris_wire::{Address, AuthError, Client, Connection, Error, Listener, Options};
 
-const KEY: &[u8] = b"My voice is my password, verify me.";
-const BIG_LEN: usize = 100 << 20;
+mod common;
 
-fn peer_script() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/wire_peer.py"
-    ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> ChildGuard {
-    let mut command = python.command();
-    command
-        .arg(peer_script())
-        .args(args)
-        .env("IRIS_TEST_AUTHKEY", hex(key));
-    ChildGuard::spawn(command)
-}
-
-/// Starts the Python peer as a listener with the right key; returns it and
-/// the address it listens on.
-fn python_listener(python: &Python) -> (ChildGuard, String) {
-    let mut peer = python_peer(python, KEY, &["listener"]);
-    let line = peer.read_line();
-    let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
-    let address = format!("127.0.0.1:{port}");
-    (peer, address)
-}
-
-fn big_payload() -> Vec<u8> {
-    (0..BIG_LEN).map(|i| i as u8).collect()
-}
+use common::{BIG_LEN, KEY, assert_peer_done, big_payload, python_listener, python_peer};
 
 /// The Rust half of the conversation described in `wire_peer.py`.
-fn converse(connection: &mut Connection, python: &Python) -> Result<(), Error> {
+fn converse<S: iris_wire::Transport>(
+    connection: &mut Connection<S>,
+    python: &Python,
+) -> Result<(), Error> {
     connection.send_bytes(b"hello from rust")?;
     let greeting = connection.recv_bytes()?;
-    assert_eq!(
-        greeting,
-        format!("hello from python {}", python.version).as_bytes()
-    );
+    assert_eq!(greeting, common::greeting(python));
     let big = connection.recv_bytes()?;
     assert_eq!(big.len(), BIG_LEN, "the 100 MiB frame arrives whole");
     assert!(big == big_payload(), "the 100 MiB frame arrives intact");
@@ -71,8 +37,8 @@ fn port_of(listener: &Listener) -> String {
 fn options_for(python: &Python) -> Options {
     // Above the 64 MiB default, so the 100 MiB frame needs a raised limit.
     Options::new()
-        .legacy_md5(python.is_legacy())
-        .max_frame(128 << 20)
+        .with_legacy_md5(python.is_legacy())
+        .with_max_frame(128 << 20)
 }
 
 #[test]
@@ -88,14 +54,7 @@ fn rust_listener_serves_cpython_clients() {
             result
         });
         assert_eq!(peer.read_line(), "AUTHENTICATED");
-        let output = peer.finish();
-        assert!(
-            output.status.success(),
-            "python failed: {}{}",
-            output.stdout,
-            output.stderr
-        );
-        assert_eq!(output.stdout.trim(), "DONE");
+        assert_peer_done(&mut peer, "DONE");
         server.join().expect("server thread").expect("conversation");
     }
 }
@@ -108,14 +67,7 @@ fn rust_client_talks_to_cpython_listeners() {
             Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
         converse(&mut connection, &python).expect("conversation");
         connection.close().expect("close");
-        let output = peer.finish();
-        assert!(
-            output.status.success(),
-            "python failed: {}{}",
-            output.stdout,
-            output.stderr
-        );
-        assert_eq!(output.stdout.trim(), "AUTHENTICATED\nDONE");
+        assert_peer_done(&mut peer, "AUTHENTICATED\nDONE");
     }
 }
 
@@ -207,5 +159,59 @@ fn legacy_cpython_needs_legacy_md5_enabled() {
             matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
             "{err}"
         );
+    }
+}
+
+/// An outside crate's view: it accepts the TCP connection itself and
+/// authenticates the stream it has, as the listener side, for CPython.
+#[test]
+fn a_stream_the_caller_accepted_serves_cpython_clients() {
+    for python in pythons("a_stream_the_caller_accepted_serves_cpython_clients") {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("address").port().to_string();
+        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let (stream, _) = tcp.accept().expect("accept");
+        let mut connection = Connection::authenticate(
+            stream,
+            iris_wire::handshake::Role::Listener,
+            KEY,
+            &options_for(&python),
+        )
+        .expect("authenticate the accepted stream");
+        assert_eq!(peer.read_line(), "AUTHENTICATED");
+        converse(&mut connection, &python).expect("conversation");
+        let (stream, unread) = connection.into_parts().expect("the stream back");
+        assert!(unread.is_empty());
+        drop(stream);
+        assert_peer_done(&mut peer, "DONE");
+    }
+}
+
+/// A listener that refuses a connection (at its limit) closes it before the
+/// challenge: CPython's client ends with an error at once rather than
+/// waiting, and an iris client reports it apart from a wrong key.
+#[test]
+fn a_connection_refused_before_the_challenge_is_told_apart() {
+    let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let address = listener.local_addr().to_string();
+    let refuse = thread::spawn(move || {
+        let (stream, _) = listener.accept_stream().expect("accept");
+        drop(stream);
+        listener
+    });
+    let err = Client::connect(&address, KEY).expect_err("refused");
+    assert!(
+        matches!(err, Error::Authentication(AuthError::ClosedBeforeChallenge)),
+        "{err}"
+    );
+    let listener = refuse.join().expect("listener");
+    let port = port_of(&listener);
+    for python in pythons("a_connection_refused_before_the_challenge_is_told_apart") {
+        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let (stream, _) = listener.accept_stream().expect("accept");
+        drop(stream);
+        let output = peer.finish();
+        assert!(!output.status.success(), "{}", output.stdout);
+        assert!(output.stderr.contains("EOFError"), "{}", output.stderr);
     }
 }

@@ -5,6 +5,8 @@ mod auth;
 mod client_cli;
 mod concurrency;
 mod formats;
+mod handshake_limits;
+mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod readme;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use iris_e2e::{
-    KEY_ENV, ListenerProcess, Process, iris_csv, repo_root, run_client, seed_port, send,
+    KEY_ENV, ListenerProcess, Process, iris_csv, peak_rss_kib, repo_root, run_client, seed_port,
+    send,
 };
 use iris_testkit::{Python, pythons};
 
@@ -224,16 +225,6 @@ fn a_legacy_cpython_client_is_refused_with_the_flag_that_lets_it_in() {
     );
 }
 
-/// Peak resident memory of a process, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc status")
-}
-
 #[test]
 fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
     let Some(python) =
@@ -263,8 +254,9 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
         ("nested reduce", "eval"),
         ("eval inside the seed's double pickle", "eval"),
         ("billion laughs", "expands to more than"),
-        ("deep nesting", "levels deep"),
-        ("60 MB string", "more than the limit of 65536"),
+        // Longer than any flower's pickle: refused before decoding.
+        ("deep nesting", "longer than the limit of 4096 bytes"),
+        ("60 MB string", "longer than the limit of 4096 bytes"),
     ];
     for (name, _) in attacks {
         assert!(
@@ -273,11 +265,16 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
             attacker.describe()
         );
     }
+    // Sessions log after they close, so a quickly refused attack may be
+    // logged before the one sent just before it: match lines in any order.
     let rejections = listener.wait_for_log("dropped after 0 flowers", attacks.len());
-    for ((name, needle), line) in attacks.iter().zip(&rejections) {
+    for (name, needle) in attacks {
+        let expected = attacks.iter().filter(|(_, n)| *n == needle).count();
+        let found = rejections.iter().filter(|l| l.contains(needle)).count();
         assert!(
-            line.contains(needle),
-            "{name}: the log line says why: {line}"
+            found >= expected,
+            "{name}: a log line says why ({needle:?}):\n{}",
+            rejections.join("\n")
         );
     }
     assert!(
@@ -306,4 +303,72 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
         "attackers authenticated; their sessions failed"
     );
     assert_eq!(finished.summary().get("flowers"), 150);
+}
+
+/// The `area` of a `--format json` line, as written (digits and all).
+fn json_area(line: &str) -> &str {
+    line.split_once("\"area\":")
+        .and_then(|(_, rest)| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("no area at the end of {line:?}"))
+}
+
+/// Whether a JSON area carries the value of the seed listener's `Area:`
+/// line: the same digits for an `int`, the same `float` otherwise.
+fn same_area(seed_line: &str, json: &str) -> bool {
+    let seed = seed_line.strip_prefix("Area: ").unwrap_or(seed_line);
+    if seed.bytes().all(|b| b.is_ascii_digit()) {
+        return seed == json;
+    }
+    match (seed.parse::<f64>(), json.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a.to_bits() == b.to_bits() && json.contains(['.', 'e', 'E']),
+        _ => false,
+    }
+}
+
+#[test]
+fn random_int_float_and_mixed_flowers_print_what_the_seed_listener_prints() {
+    const FLOWERS: usize = 300;
+    let test = "random_int_float_and_mixed_flowers_print_what_the_seed_listener_prints";
+    // A new batch every run; the seed is in every failure message.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() % 1_000_000_007);
+    for python in pythons(test) {
+        let (seed_listener, seed_port) = looped_seed_listener(&python);
+        let mut args = vec!["--once"];
+        args.extend(legacy_flag(&python));
+        let text = ListenerProcess::start(&args, &[KEY_ENV]);
+        args.extend(["--format", "json"]);
+        let json = ListenerProcess::start(&args, &[KEY_ENV]);
+        python_process(&python, "random flowers", |command| {
+            command
+                .arg(script("random_flowers.py"))
+                .arg(seed_dir())
+                .args([seed.to_string(), FLOWERS.to_string(), seed_port])
+                .args([port_of(text.address()), port_of(json.address())]);
+        })
+        .finish()
+        .assert_code(0);
+        let reference = seed_listener.finish();
+        reference.assert_code(0);
+        assert_eq!(reference.stdout.len(), FLOWERS, "{}", reference.describe());
+        let context = format!("CPython {}, random seed {seed}", python.version);
+
+        let text = text.finish();
+        text.assert_code(0);
+        for (i, (ours, theirs)) in text.stdout.iter().zip(&reference.stdout).enumerate() {
+            assert_eq!(ours, theirs, "{context}: flower {i}");
+        }
+        assert_eq!(text.stdout.len(), FLOWERS, "{context}: {}", text.describe());
+
+        let json = json.finish();
+        json.assert_code(0);
+        assert_eq!(json.stdout.len(), FLOWERS, "{context}: {}", json.describe());
+        for (i, (line, theirs)) in json.stdout.iter().zip(&reference.stdout).enumerate() {
+            assert!(
+                same_area(theirs, json_area(line)),
+                "{context}: flower {i}: JSON {line} for {theirs}"
+            );
+        }
+    }
 }

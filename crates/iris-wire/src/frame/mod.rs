@@ -1,12 +1,100 @@
-//! The frame header codec of `multiprocessing.connection`, without I/O.
+//! The framing of `multiprocessing.connection`, without I/O: the header
+//! codec, and a [`FrameDecoder`] and [`FrameEncoder`] that every adapter
+//! drives in the same way.
 //!
 //! A frame is a header followed by that many payload bytes. The header is a
 //! 4-byte big-endian *signed* length; payloads longer than `0x7fffffff` bytes
 //! use the escape `-1` followed by an 8-byte big-endian unsigned length, as
 //! CPython's `Connection._send_bytes` writes it. Any other negative length is a
 //! protocol error: CPython never writes one, so it can only be garbage.
+//!
+//! The decoder owns the whole receive policy, the part of the library that
+//! faces untrusted bytes: the size limit is checked on the header, before any
+//! memory is set aside for the payload; a long payload's memory grows only as
+//! its bytes arrive; a stream that ends inside a frame is reported as
+//! truncated. An adapter only moves bytes: it reads into
+//! [`FrameDecoder::buffer`], reports how many came with
+//! [`FrameDecoder::advance`], and asks [`FrameDecoder::decode`] for frames.
+//!
+//! ```
+//! use iris_wire::frame::{FrameDecoder, FrameEncoder};
+//!
+//! let mut encoder = FrameEncoder::new();
+//! encoder.push(b"hello");
+//! encoder.push(b"");
+//! let wire = encoder.pending().to_vec();
+//!
+//! // The bytes arrive one at a time; the decoder does not care.
+//! let mut decoder = FrameDecoder::new(1 << 20);
+//! let mut frames = Vec::new();
+//! for byte in wire {
+//!     decoder.buffer()[0] = byte;
+//!     decoder.advance(1);
+//!     while let Some(frame) = decoder.decode()? {
+//!         frames.push(decoder.payload(&frame).to_vec());
+//!     }
+//! }
+//! assert_eq!(frames, [b"hello".to_vec(), Vec::new()]);
+//! decoder.end_of_stream()?; // between frames: a clean end
+//! # Ok::<(), iris_wire::frame::FrameError>(())
+//! ```
 
-use crate::Error;
+mod decoder;
+mod encoder;
+
+use std::fmt;
+
+pub use decoder::{DECODER_MEMORY_OVERHEAD, Frame, FrameDecoder};
+pub use encoder::{FLUSH_THRESHOLD, FrameEncoder};
+
+/// What is wrong with the bytes of a frame: the framing layer's errors,
+/// which involve no I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The peer announced a frame longer than the maximum. Nothing was
+    /// allocated for it, and the stream cannot be used further.
+    TooLarge {
+        /// The announced payload length.
+        len: u64,
+        /// The maximum in force.
+        max: u64,
+    },
+    /// The peer sent a negative frame length other than the `-1` escape.
+    BadLength {
+        /// The 4-byte header, as a signed integer.
+        header: i32,
+    },
+    /// The stream ended in the middle of a frame.
+    Truncated {
+        /// How many bytes the frame (header included) should have had, as
+        /// far as its header was received.
+        expected: u64,
+        /// How many of them arrived.
+        received: u64,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => write!(
+                f,
+                "the peer announced a frame of {len} bytes, over the limit of {max} bytes; raise the maximum frame size if such frames are expected"
+            ),
+            FrameError::BadLength { header } => write!(
+                f,
+                "the peer sent an invalid frame length {header}: it does not speak the multiprocessing.connection protocol"
+            ),
+            FrameError::Truncated { expected, received } => write!(
+                f,
+                "the peer closed the connection in the middle of a frame ({received} of {expected} bytes received)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
 
 /// Largest payload length that fits the short 4-byte header.
 pub const SHORT_HEADER_MAX: u64 = 0x7fff_ffff;
@@ -65,7 +153,7 @@ pub struct DecodedHeader {
 /// Returns `Ok(None)` when `buf` does not yet hold a whole header, so a caller
 /// can read more bytes and try again. A payload longer than `max_payload` is
 /// rejected here, before anything is allocated for it.
-pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Option<DecodedHeader>, Error> {
+pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Option<DecodedHeader>, FrameError> {
     let Some(short) = buf.first_chunk::<SHORT_HEADER_LEN>() else {
         return Ok(None);
     };
@@ -78,12 +166,12 @@ pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Option<DecodedHeade
             bytes.copy_from_slice(long);
             (LONG_HEADER_LEN, u64::from_be_bytes(bytes))
         }
-        negative if negative < 0 => return Err(Error::BadLength { header: negative }),
+        negative if negative < 0 => return Err(FrameError::BadLength { header: negative }),
         // Non-negative, so the widening is lossless.
         short => (SHORT_HEADER_LEN, short as u64),
     };
     if payload_len > max_payload {
-        return Err(Error::FrameTooLarge {
+        return Err(FrameError::TooLarge {
             len: payload_len,
             max: max_payload,
         });
@@ -98,7 +186,7 @@ pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Option<DecodedHeade
 ///
 /// Returns the payload and how many bytes of `buf` the frame took, or
 /// `Ok(None)` when `buf` does not hold a whole frame yet.
-pub fn next_frame(buf: &[u8], max_payload: u64) -> Result<Option<(&[u8], usize)>, Error> {
+pub fn next_frame(buf: &[u8], max_payload: u64) -> Result<Option<(&[u8], usize)>, FrameError> {
     let Some(header) = decode_header(buf, max_payload)? else {
         return Ok(None);
     };
@@ -172,7 +260,7 @@ mod tests {
         for header in [-2i32, -100, i32::MIN] {
             let err = decode_header(&header.to_be_bytes(), u64::MAX).expect_err("negative length");
             assert!(
-                matches!(err, Error::BadLength { header: h } if h == header),
+                matches!(err, FrameError::BadLength { header: h } if h == header),
                 "{err}"
             );
         }
@@ -183,7 +271,7 @@ mod tests {
         let header = Header::encode(1 << 63);
         let err = decode_header(header.as_bytes(), 64 << 20).expect_err("too large");
         assert!(
-            matches!(err, Error::FrameTooLarge { len, max } if len == 1 << 63 && max == 64 << 20),
+            matches!(err, FrameError::TooLarge { len, max } if len == 1 << 63 && max == 64 << 20),
             "{err}"
         );
     }
