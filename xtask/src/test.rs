@@ -69,22 +69,17 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             command.env(path_env(python.version), &python.path);
         }
     }
-    eprintln!(
-        "==> cargo test --workspace {}{}",
-        args.join(" "),
-        if skip {
-            format!("(interop skipped: {SKIP_INTEROP_ENV}=1)")
-        } else {
-            format!(
-                "with CPython {}",
-                pythons
-                    .iter()
-                    .map(|python| python.full_version.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    );
+    let with = if skip {
+        format!("interop skipped: {SKIP_INTEROP_ENV}=1")
+    } else {
+        let versions: Vec<&str> = pythons.iter().map(|p| p.full_version.as_str()).collect();
+        format!("with CPython {}", versions.join(", "))
+    };
+    let shown: Vec<&str> = ["cargo", "test", "--workspace"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    eprintln!("==> {} ({with})", shown.join(" "));
     let mut tests = Guarded::spawn("cargo test", &mut command)?;
     let stdout = tests.take_stdout().context("no stdout pipe")?;
     let mut totals = Totals::default();
@@ -490,18 +485,36 @@ mod tests {
         }
     }
 
+    /// The closing lines of a run whose cargo exited with `status` (0 is
+    /// success) and whose interop log is `log`.
+    fn close(
+        totals: Totals,
+        status: i32,
+        skipped: bool,
+        expected: &[&str],
+        log: &str,
+    ) -> (Vec<String>, bool) {
+        let cases = interop_cases(log);
+        Report {
+            totals,
+            cargo_succeeded: status == 0,
+            cargo_status: format!("exit status: {status}"),
+            skipped,
+            expected,
+            cases: &cases,
+        }
+        .lines()
+    }
+
     #[test]
     fn the_last_line_says_what_was_covered() {
-        let cases = interop_cases("3.11.7\ta\n3.12.1\ta\n3.13.0\ta\n3.13.0\tb\n");
-        let report = Report {
-            totals: totals(40, 0),
-            cargo_succeeded: true,
-            cargo_status: "exit status: 0".into(),
-            skipped: false,
-            expected: &["3.11.7", "3.12.1", "3.13.0"],
-            cases: &cases,
-        };
-        let (lines, passed) = report.lines();
+        let (lines, passed) = close(
+            totals(40, 0),
+            0,
+            false,
+            &["3.11.7", "3.12.1", "3.13.0"],
+            "3.11.7\ta\n3.12.1\ta\n3.13.0\ta\n3.13.0\tb\n",
+        );
         assert!(passed);
         assert_eq!(
             lines,
@@ -514,16 +527,13 @@ mod tests {
 
     #[test]
     fn a_provided_version_that_never_ran_fails_the_run() {
-        let cases = interop_cases("3.11.7\ta\n");
-        let report = Report {
-            totals: totals(40, 0),
-            cargo_succeeded: true,
-            cargo_status: "exit status: 0".into(),
-            skipped: false,
-            expected: &["3.11.7", "3.12.1"],
-            cases: &cases,
-        };
-        let (lines, passed) = report.lines();
+        let (lines, passed) = close(
+            totals(40, 0),
+            0,
+            false,
+            &["3.11.7", "3.12.1"],
+            "3.11.7\ta\n",
+        );
         assert!(!passed);
         let last = lines.last().expect("a last line");
         assert!(last.starts_with("xtask test: FAILED"), "{last}");
@@ -535,16 +545,7 @@ mod tests {
 
     #[test]
     fn a_skipped_run_says_so_last() {
-        let cases = BTreeMap::new();
-        let report = Report {
-            totals: totals(30, 0),
-            cargo_succeeded: true,
-            cargo_status: "exit status: 0".into(),
-            skipped: true,
-            expected: &[],
-            cases: &cases,
-        };
-        let (lines, passed) = report.lines();
+        let (lines, passed) = close(totals(30, 0), 0, true, &[], "");
         assert!(passed);
         assert!(lines[0].contains("interop SKIPPED on purpose (IRIS_SKIP_INTEROP=1)"));
         assert!(
@@ -556,16 +557,7 @@ mod tests {
 
     #[test]
     fn a_failed_cargo_run_fails_whatever_ran() {
-        let cases = interop_cases("3.11.7\ta\n");
-        let report = Report {
-            totals: totals(10, 1),
-            cargo_succeeded: false,
-            cargo_status: "exit status: 101".into(),
-            skipped: false,
-            expected: &["3.11.7"],
-            cases: &cases,
-        };
-        let (lines, passed) = report.lines();
+        let (lines, passed) = close(totals(10, 1), 101, false, &["3.11.7"], "3.11.7\ta\n");
         assert!(!passed);
         assert!(
             lines[1].contains("FAILED: 10 passed, 1 failed")
