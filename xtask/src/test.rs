@@ -54,7 +54,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
-        .args(["test", "--workspace"])
+        // Every test binary runs, so the closing totals are complete.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(args)
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -75,7 +76,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let versions: Vec<&str> = pythons.iter().map(|p| p.full_version.as_str()).collect();
         format!("with CPython {}", versions.join(", "))
     };
-    let shown: Vec<&str> = ["cargo", "test", "--workspace"]
+    let shown: Vec<&str> = ["cargo", "test", "--workspace", "--no-fail-fast"]
         .into_iter()
         .chain(args.iter().map(String::as_str))
         .collect();
