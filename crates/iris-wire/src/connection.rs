@@ -64,6 +64,7 @@ pub struct Connection {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     peer: Address,
+    peer_is_iris_listener: bool,
 }
 
 impl Connection {
@@ -79,6 +80,7 @@ impl Connection {
             read_timeout: options.get_read_timeout(),
             write_timeout: options.get_write_timeout(),
             peer,
+            peer_is_iris_listener: false,
         }
     }
 
@@ -137,6 +139,7 @@ impl Connection {
                 return Err(reason.into());
             }
         }
+        self.peer_is_iris_listener = handshake.peer_is_iris_listener();
         // The last verdict goes out now: a CPython listener's accept() waits
         // for it before the application can do anything.
         self.flush()?;
@@ -150,6 +153,14 @@ impl Connection {
     /// The peer's address (for a Unix socket, usually an empty path).
     pub fn peer_addr(&self) -> &Address {
         &self.peer
+    }
+
+    /// Whether the peer is an iris listener, known from the mark on its
+    /// challenge: false for a CPython listener, which understands only
+    /// pickles and answers nothing, and always false on the listener side.
+    /// See [`Handshake::peer_is_iris_listener`](crate::handshake::Handshake::peer_is_iris_listener).
+    pub fn peer_is_iris_listener(&self) -> bool {
+        self.peer_is_iris_listener
     }
 
     /// Sets how long a receive may wait; `None` waits forever.
