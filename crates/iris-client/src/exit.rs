@@ -21,17 +21,49 @@ pub(crate) const CANNOT_CONNECT: u8 = 3;
 pub(crate) const AUTH_FAILED: u8 = 4;
 /// `send` only: the listener did not acknowledge every flower sent.
 pub(crate) const NOT_ACKNOWLEDGED: u8 = 5;
+/// `send` only: a bad row (or header) in the input. Streaming, the send
+/// stopped there and the flowers before it were sent and acknowledged;
+/// with `--check-first`, nothing was sent.
+pub(crate) const BAD_INPUT: u8 = 6;
+/// `ping` only: the listener authenticated (it is up, the key is right)
+/// but is not iris, so it does not answer pings: a Python listener.
+pub(crate) const NOT_IRIS: u8 = 7;
+/// `send` stopped by SIGINT (Ctrl-C), the shell's 128 + 2.
+pub(crate) const STOPPED_BY_SIGINT: u8 = 130;
+/// `send` stopped by SIGTERM, the shell's 128 + 15.
+pub(crate) const STOPPED_BY_SIGTERM: u8 = 143;
+
+/// The exit code of a `send` stopped by `signal` (SIGINT or SIGTERM, the
+/// only ones caught).
+pub(crate) fn stopped_by(signal: i32) -> u8 {
+    if signal == signal_hook::consts::SIGTERM {
+        STOPPED_BY_SIGTERM
+    } else {
+        STOPPED_BY_SIGINT
+    }
+}
 
 /// The exit code table for `--help`.
 pub(crate) const HELP: &str = "\
 Exit codes:
-  0  success (send: every flower sent was acknowledged)
-  1  other error: bad input, no authkey, I/O, a listener that answers ping wrongly
+  0  success (send: every flower sent was acknowledged, or, toward a Python
+     listener, sent: Python listeners do not acknowledge)
+  1  other error: input file missing or unreadable, no authkey, I/O, a
+     listener that answers ping wrongly
   2  usage error: bad flags or flag values, including an unparsable --address
-  3  cannot connect: refused, unreachable, unknown host, or no handshake in time
-  4  authentication failed: wrong authkey, legacy MD5 needed, or not an iris peer
+  3  cannot connect: refused, unreachable, unknown host, or no handshake in
+     time; is a listener running at --address?
+  4  authentication failed: the listener answered but the handshake failed:
+     different authkey, legacy MD5 needed (--allow-legacy-md5), or not a
+     multiprocessing.connection listener
   5  data not acknowledged: the listener acknowledged fewer flowers than were
-     sent, or the connection broke before it acknowledged";
+     sent, or the connection broke before it acknowledged
+  6  bad input: the send stopped at a bad row (its line is named); the flowers
+     before it were sent and acknowledged (with --check-first: none sent)
+  7  ping: the listener is up and the key is right, but it is not iris (a
+     Python listener), and Python listeners do not answer pings
+130  send stopped by SIGINT (Ctrl-C), 143 by SIGTERM: the flowers read until
+     then were sent and acknowledged; a second signal exits at once";
 
 /// An error on its way to `main`, with the exit code it should end in.
 #[derive(Debug)]
@@ -138,11 +170,17 @@ mod tests {
             CANNOT_CONNECT,
             AUTH_FAILED,
             NOT_ACKNOWLEDGED,
+            BAD_INPUT,
+            NOT_IRIS,
         ];
         for (index, code) in codes.iter().enumerate() {
             assert!(!codes[..index].contains(code), "{code} twice");
             assert!(HELP.contains(&format!("\n  {code}  ")), "{code} missing");
         }
+        assert!(HELP.contains(&format!("\n{STOPPED_BY_SIGINT}  ")));
+        assert!(HELP.contains(&format!(", {STOPPED_BY_SIGTERM} by SIGTERM")));
+        assert_eq!(stopped_by(signal_hook::consts::SIGINT), 130);
+        assert_eq!(stopped_by(signal_hook::consts::SIGTERM), 143);
     }
 
     #[test]
