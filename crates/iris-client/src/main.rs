@@ -204,12 +204,24 @@ fn main() -> ExitCode {
             Duration::from_secs_f64(args.timeout),
         ),
     };
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_peak_memory();
+    }
     match result {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(failure) => {
             eprintln!("error: {:#}", failure.error);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// Logs the process's peak resident memory (Linux's VmHWM), so that `-v`
+/// shows what streaming an input cost; the end-to-end tests read it.
+fn log_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(peak) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) {
+        tracing::debug!("peak resident memory: {}", peak.trim().replace("kB", "KiB"));
     }
 }
 

@@ -300,7 +300,7 @@ fn send_streamed(target: &Target<'_>, plan: Plan) -> Result<(), Failure> {
             _ => Opened::stdin().context("cannot read standard input"),
         }
     };
-    let opened = open().context("nothing was sent")?;
+    let opened = open().map_err(|error| anyhow!("{error:#} (nothing was sent)"))?;
     let size = opened.size();
 
     let connection = target.connect()?;
@@ -684,7 +684,7 @@ impl Progress {
             ProgressBar::hidden()
         } else {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
-                style("{bar:30.cyan/blue} {bytes}/{total_bytes}, {flowers} flowers, {rate}, eta {eta}"),
+                style("{bar:30.cyan/blue} {bytes}/{total_bytes}, {msg} flowers, {bytes_per_sec}, eta {eta}"),
             )
         };
         Progress { bar, bytes: true }
@@ -715,13 +715,11 @@ impl Progress {
     }
 }
 
-/// A progress style with `{rate}` in flowers per second and `{flowers}`
-/// (the message) for byte bars.
+/// A progress style with `{rate}`: millions of flowers per second.
 fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(&template.replace("{flowers}", "{msg}"))
+    ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
-        // indicatif's own {per_sec} prints four decimals of flowers per
-        // second, and of bytes for a byte bar.
+        // indicatif's own {per_sec} prints four decimals of flowers per second.
         .with_key("rate", |state: &ProgressState, out: &mut dyn fmt::Write| {
             let _ = write!(out, "{:.1}M/s", state.per_sec() / 1e6);
         })

@@ -8,6 +8,7 @@ mod formats;
 mod python;
 mod python_dropin;
 mod shutdown;
+mod streaming;
 
 /// The four measurements and the species of a flower, as `--flower` takes
 /// them.
