@@ -414,6 +414,11 @@ fn a_wrong_key_is_exit_4() {
     let message = stderr(&output);
     assert!(message.contains("authentication failed"), "{message}");
     assert!(message.contains("different authkey"), "{message}");
+    assert!(!message.contains("cannot connect"), "{message}");
+    assert!(
+        message.contains("IRIS_AUTHKEY or --authkey-file"),
+        "{message}"
+    );
     let refused = listener.join().expect("listener thread");
     assert!(
         matches!(refused, Err(iris_wire::Error::Authentication(_))),

@@ -43,6 +43,41 @@ fn a_live_feed_is_delivered_row_by_row() {
     assert_eq!(areas, [FLOWERS[0].area(), FLOWERS[1].area()]);
 }
 
+#[test]
+fn a_signal_stops_reading_and_what_was_sent_is_acknowledged() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+        let (client, mut feed) =
+            spawn_client_with_stdin(&client_args("send", listener.address(), &["-"]), &[KEY_ENV]);
+        writeln!(feed, "{HEADER}").expect("write the header");
+        for flower in &FLOWERS {
+            writeln!(feed, "{}", flower.arg()).expect("write a row");
+        }
+        feed.flush().expect("flush");
+        // The feed stays open: the client waits for more when signalled.
+        listener.wait_for_stdout_lines(FLOWERS.len());
+        client.signal(signal);
+        let client = client.finish();
+        client.assert_code(code);
+        assert_eq!(
+            client.acknowledgement(),
+            Some((3, 3)),
+            "{}",
+            client.describe()
+        );
+        assert!(
+            client
+                .stderr_text()
+                .contains(&format!("stopped by SIG{signal}")),
+            "{}",
+            client.describe()
+        );
+        drop(feed);
+        let finished = listener.stop();
+        assert_eq!(finished.summary().get("flowers"), 3);
+    }
+}
+
 /// The client's own report of its peak resident memory (`-v`), in KiB.
 fn reported_peak_kib(stderr: &[String]) -> Option<u64> {
     stderr.iter().find_map(|line| {
