@@ -707,7 +707,8 @@ impl Progress {
             return;
         }
         if self.bytes {
-            self.bar.set_message(indicatif::HumanCount(flowers).to_string());
+            self.bar
+                .set_message(indicatif::HumanCount(flowers).to_string());
             self.bar.set_position(bytes);
         } else {
             self.bar.set_position(flowers);
