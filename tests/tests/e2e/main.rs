@@ -10,6 +10,7 @@ mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod shutdown;
+mod streaming;
 
 /// The four measurements and the species of a flower, as `--flower` takes
 /// them.
