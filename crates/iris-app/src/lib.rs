@@ -20,7 +20,6 @@
 
 mod authkey;
 mod logging;
-pub mod python;
 
 use std::path::PathBuf;
 use std::time::Duration;

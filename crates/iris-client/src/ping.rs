@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use iris_app::ConnectionArgs;
-use iris_model::{Message, Reply};
+use iris_protocol::{Message, Reply};
 use iris_wire::Connection;
 
 use crate::connect::{Target, print_line};
@@ -60,7 +60,7 @@ pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Resul
 /// (`'close'`), so its program ends cleanly, and say what is known.
 fn not_iris(mut connection: Connection, address: &str) -> Failure {
     let goodbye = connection
-        .send_bytes(&iris_app::python::close_frame())
+        .send_bytes(&iris_protocol::python::close_frame())
         .and_then(|()| connection.close());
     if let Err(error) = goodbye {
         tracing::debug!(error = %error, "closing the connection failed");

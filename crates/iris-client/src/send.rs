@@ -27,7 +27,8 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use iris_app::ConnectionArgs;
-use iris_model::{Iris, Message, Reply};
+use iris_model::Iris;
+use iris_protocol::{Message, Reply};
 use iris_wire::Connection;
 
 use crate::connect::{Target, print_line};
@@ -163,7 +164,7 @@ impl Sink {
             Encoding::Native => self.connection.send(&Message::Iris(*flower)),
             Encoding::Pickle { module, class } => {
                 self.frame.clear();
-                iris_app::python::write_flower_frame(&mut self.frame, flower, module, class);
+                iris_protocol::python::write_flower_frame(&mut self.frame, flower, module, class);
                 self.connection.send_bytes(&self.frame)
             }
         }
@@ -220,7 +221,7 @@ impl Sink {
             Encoding::Pickle { .. } => {
                 let result = self
                     .connection
-                    .send_bytes(&iris_app::python::close_frame())
+                    .send_bytes(&iris_protocol::python::close_frame())
                     .and_then(|()| self.connection.close());
                 result.map_err(|error| broken(BrokenBy::Wire(error)))?;
                 Ok(None)

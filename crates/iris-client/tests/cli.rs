@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::thread::JoinHandle;
 
-use iris_model::{Message, Reply};
+use iris_protocol::{Message, Reply};
 
 const KEY: &str = "a test key, not a secret";
 const DATA_SET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");

@@ -18,14 +18,15 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::iris::MEASUREMENTS;
 use crate::{DatasetError, Iris, Species};
 
 /// The column names, in file order (which is also [`Iris::new`]'s order).
 const FIELDS: [&str; 5] = [
-    "sepal_length",
-    "sepal_width",
-    "petal_length",
-    "petal_width",
+    MEASUREMENTS[0],
+    MEASUREMENTS[1],
+    MEASUREMENTS[2],
+    MEASUREMENTS[3],
     "species",
 ];
 
