@@ -2,7 +2,7 @@
 
 #![no_main]
 
-use iris_model::Message;
+use iris_protocol::Message;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

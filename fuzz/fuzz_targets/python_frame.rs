@@ -7,5 +7,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = iris_app::python::decode_frame(data);
+    let _ = iris_protocol::python::decode_frame(data);
 });

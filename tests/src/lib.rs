@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -271,21 +271,46 @@ pub struct Process {
 
 impl Process {
     /// Spawns `command` with stdin closed and stdout and stderr piped.
-    pub fn spawn(name: &str, mut command: Command) -> Process {
+    pub fn spawn(name: &str, command: Command) -> Process {
+        Process::spawn_with(name, command, Stdio::null(), None).0
+    }
+
+    /// Spawns `command` with standard input a pipe the caller writes (and
+    /// closes by dropping it), stdout and stderr piped.
+    pub fn spawn_with_stdin(name: &str, command: Command) -> (Process, ChildStdin) {
+        let (process, stdin) = Process::spawn_with(name, command, Stdio::piped(), None);
+        (process, stdin.expect("piped stdin"))
+    }
+
+    /// Spawns `command` with `stdin`, and stdout to `stdout` if given (a
+    /// file, or null for millions of lines no test should hold in memory;
+    /// [`Process::stdout`] then has no lines), else piped into [`Lines`].
+    pub fn spawn_with(
+        name: &str,
+        mut command: Command,
+        stdin: Stdio,
+        stdout: Option<Stdio>,
+    ) -> (Process, Option<ChildStdin>) {
+        let read_stdout = stdout.is_none();
         let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdin(stdin)
+            .stdout(stdout.unwrap_or_else(Stdio::piped))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
-        let stdout = Lines::read(child.stdout.take().expect("piped stdout"));
+        let stdout = match child.stdout.take() {
+            Some(pipe) if read_stdout => Lines::read(pipe),
+            _ => Lines::read(std::io::empty()),
+        };
         let stderr = Lines::read(child.stderr.take().expect("piped stderr"));
-        Process {
+        let stdin = child.stdin.take();
+        let process = Process {
             name: name.to_owned(),
             child: Some(child),
             stdout,
             stderr,
-        }
+        };
+        (process, stdin)
     }
 
     /// The child's standard output.
@@ -510,6 +535,29 @@ impl ListenerProcess {
     /// [`ListenerProcess::start`], returning how the listener ended if it
     /// exited before listening.
     pub fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<ListenerProcess, Finished> {
+        Self::try_start_with_stdout(args, env, None)
+    }
+
+    /// [`ListenerProcess::start`] with the listener's stdout going to
+    /// `stdout` (a file, or null) instead of being read into lines.
+    pub fn start_with_stdout(
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+    ) -> ListenerProcess {
+        Self::try_start_with_stdout(args, env, Some(stdout)).unwrap_or_else(|finished| {
+            panic!(
+                "the listener exited before listening\n{}",
+                finished.describe()
+            )
+        })
+    }
+
+    fn try_start_with_stdout(
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Option<Stdio>,
+    ) -> Result<ListenerProcess, Finished> {
         let dir = tempfile::tempdir().expect("a temp dir");
         let address_file = dir.path().join("address");
         let mut command = hermetic(listener_bin(), args, env);
@@ -520,7 +568,7 @@ impl ListenerProcess {
             command.args(["--address", "127.0.0.1:0"]);
         }
         command.arg("--address-file").arg(&address_file);
-        let process = Process::spawn("iris-listener", command);
+        let (process, _) = Process::spawn_with("iris-listener", command, Stdio::null(), stdout);
         let ready = process.stderr().wait_for("`listening on`", |lines| {
             lines
                 .iter()
@@ -620,6 +668,11 @@ impl ListenerProcess {
 /// Starts `iris-client ARGS` with `env`.
 pub fn spawn_client(args: &[&str], env: &[(&str, &str)]) -> Process {
     Process::spawn("iris-client", hermetic(client_bin(), args, env))
+}
+
+/// Starts `iris-client ARGS` with `env` and a standard input to write.
+pub fn spawn_client_with_stdin(args: &[&str], env: &[(&str, &str)]) -> (Process, ChildStdin) {
+    Process::spawn_with_stdin("iris-client", hermetic(client_bin(), args, env))
 }
 
 /// Runs `iris-client ARGS` with `env` to its end.

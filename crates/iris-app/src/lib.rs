@@ -22,7 +22,6 @@
 mod authkey;
 pub mod generate;
 mod logging;
-pub mod python;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
-use iris_model::{Message, Reply};
+use iris_protocol::{Message, Reply};
 use iris_wire::{Client, Connection, Listener, Options};
 use serde_json::json;
 

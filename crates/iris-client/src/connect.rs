@@ -1,9 +1,9 @@
 //! Reaching the listener: checking the address, loading the key and
 //! connecting, shared by `send` and `ping`.
 //!
-//! Checking is split from connecting so that `send` can validate its whole
-//! input in between: nothing is sent, and no connection is even opened,
-//! unless the address, the key and every flower are good.
+//! Checking is split from connecting so that `send --check-first` can
+//! validate its whole input in between: nothing is sent, and no connection
+//! is even opened, unless the address, the key and every flower are good.
 
 use anyhow::Context;
 use iris_app::ConnectionArgs;
@@ -39,22 +39,49 @@ impl<'a> Target<'a> {
         let connection = Client::connect_with(address, &self.key, &self.args.wire_options())
             .map_err(|error| {
                 let code = exit::connect_code(&error);
-                let error = match error {
-                    // Its message already reads "cannot connect to ADDR: ...".
-                    iris_wire::Error::Connect { .. } => anyhow::Error::new(error),
-                    // The library's message names no flag; the hint does.
-                    other if iris_app::hint(&other).is_some() => {
-                        anyhow::Error::msg(iris_app::with_hint(&other))
-                            .context(format!("cannot connect to {address}"))
-                    }
-                    other => {
-                        anyhow::Error::new(other).context(format!("cannot connect to {address}"))
-                    }
-                };
-                Failure::new(code, error)
+                Failure::new(code, describe_connect_failure(address, error, code))
             })?;
-        tracing::debug!(address, "connected and authenticated");
+        tracing::debug!(
+            address,
+            iris = connection.peer_is_iris_listener(),
+            "connected and authenticated"
+        );
         Ok(connection)
+    }
+}
+
+/// Says what went wrong while connecting, and what to do about it: not
+/// reaching the listener (exit 3) and reaching it but failing to
+/// authenticate (exit 4) are different problems with different fixes.
+fn describe_connect_failure(address: &str, error: iris_wire::Error, code: u8) -> anyhow::Error {
+    use iris_wire::{AuthError, Error as E};
+    let hint = match (&error, code) {
+        (E::Timeout { .. } | E::HandshakeTimeout { .. }, _) => format!(
+            "is {address} an iris or Python listener? If it is only slow, raise --handshake-timeout"
+        ),
+        (_, exit::CANNOT_CONNECT) => {
+            format!("is a listener running at {address}? (--address or IRIS_ADDRESS)")
+        }
+        (E::Authentication(AuthError::Rejected | AuthError::WrongDigest), _) => {
+            "use the listener's key (IRIS_AUTHKEY or --authkey-file)".to_owned()
+        }
+        // The library's messages name no flag (legacy MD5, say); the hint does.
+        _ => iris_app::hint(&error).unwrap_or_default().to_owned(),
+    };
+    let what = match code {
+        exit::AUTH_FAILED => format!("reached {address}, but could not authenticate"),
+        exit::LISTENER_BUSY => format!("reached {address}, but it is serving all it can"),
+        _ => format!("cannot connect to {address}"),
+    };
+    let error = match error {
+        // Its message already reads "cannot connect to ADDR: ...".
+        error @ E::Connect { .. } => anyhow::Error::new(error),
+        other => anyhow::Error::new(other).context(what),
+    };
+    if hint.is_empty() {
+        error
+    } else {
+        anyhow::anyhow!("{error:#}; {hint}")
     }
 }
 
@@ -69,4 +96,54 @@ pub(crate) fn print_line(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
         .write_fmt(line)
         .and_then(|()| stdout.write_all(b"\n"))
         .context("cannot write to standard output")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use iris_wire::{AuthError, Error};
+
+    use super::*;
+
+    fn message(error: Error) -> String {
+        let code = exit::connect_code(&error);
+        format!(
+            "{:#}",
+            describe_connect_failure("localhost:6000", error, code)
+        )
+    }
+
+    #[test]
+    fn not_reaching_and_not_authenticating_are_worded_apart() {
+        let refused = message(Error::Connect {
+            address: "localhost:6000".into(),
+            source: io::Error::new(io::ErrorKind::ConnectionRefused, "Connection refused"),
+        });
+        assert_eq!(
+            refused,
+            "cannot connect to localhost:6000: Connection refused; \
+             is a listener running at localhost:6000? (--address or IRIS_ADDRESS)"
+        );
+        let wrong_key = message(Error::Authentication(AuthError::Rejected));
+        assert!(
+            wrong_key.starts_with("reached localhost:6000, but could not authenticate: "),
+            "{wrong_key}"
+        );
+        assert!(!wrong_key.contains("cannot connect"), "{wrong_key}");
+        assert!(
+            wrong_key.ends_with("(IRIS_AUTHKEY or --authkey-file)"),
+            "{wrong_key}"
+        );
+        let legacy = message(Error::Authentication(AuthError::LegacyMd5Disabled));
+        assert!(legacy.contains("--allow-legacy-md5"), "{legacy}");
+        let slow = message(Error::Timeout {
+            waiting_for: "the peer's handshake",
+        });
+        assert!(
+            slow.starts_with("cannot connect to localhost:6000: timed out"),
+            "{slow}"
+        );
+        assert!(slow.ends_with("raise --handshake-timeout"), "{slow}");
+    }
 }

@@ -21,17 +21,54 @@ pub(crate) const CANNOT_CONNECT: u8 = 3;
 pub(crate) const AUTH_FAILED: u8 = 4;
 /// `send` only: the listener did not acknowledge every flower sent.
 pub(crate) const NOT_ACKNOWLEDGED: u8 = 5;
+/// `send` only: a bad row (or header) in the input. Streaming, the send
+/// stopped there and the flowers before it were sent and acknowledged;
+/// with `--check-first`, nothing was sent.
+pub(crate) const BAD_INPUT: u8 = 6;
+/// `ping` only: the listener authenticated (it is up, the key is right)
+/// but is not iris, so it does not answer pings: a Python listener.
+pub(crate) const NOT_IRIS: u8 = 7;
+/// The listener is at its connection limit: it closed the connection
+/// before its challenge, which an iris listener does only for that.
+pub(crate) const LISTENER_BUSY: u8 = 8;
+/// `send` stopped by SIGINT (Ctrl-C), the shell's 128 + 2.
+pub(crate) const STOPPED_BY_SIGINT: u8 = 130;
+/// `send` stopped by SIGTERM, the shell's 128 + 15.
+pub(crate) const STOPPED_BY_SIGTERM: u8 = 143;
+
+/// The exit code of a `send` stopped by `signal` (SIGINT or SIGTERM, the
+/// only ones caught).
+pub(crate) fn stopped_by(signal: i32) -> u8 {
+    if signal == signal_hook::consts::SIGTERM {
+        STOPPED_BY_SIGTERM
+    } else {
+        STOPPED_BY_SIGINT
+    }
+}
 
 /// The exit code table for `--help`.
 pub(crate) const HELP: &str = "\
 Exit codes:
-  0  success (send: every flower sent was acknowledged)
-  1  other error: bad input, no authkey, I/O, a listener that answers ping wrongly
+  0  success (send: every flower sent was acknowledged, or, toward a Python
+     listener, sent: Python listeners do not acknowledge)
+  1  other error: input file missing or unreadable, no authkey, I/O, a
+     listener that answers ping wrongly
   2  usage error: bad flags or flag values, including an unparsable --address
-  3  cannot connect: refused, unreachable, unknown host, or no handshake in time
-  4  authentication failed: wrong authkey, legacy MD5 needed, or not an iris peer
+  3  cannot connect: refused, unreachable, unknown host, or no handshake in
+     time; is a listener running at --address?
+  4  authentication failed: the listener answered but the handshake failed:
+     different authkey, legacy MD5 needed (--allow-legacy-md5), or not a
+     multiprocessing.connection listener
   5  data not acknowledged: the listener acknowledged fewer flowers than were
-     sent, or the connection broke before it acknowledged";
+     sent, or the connection broke before it acknowledged
+  6  bad input: the send stopped at a bad row (its line is named); the flowers
+     before it were sent and acknowledged (with --check-first: none sent)
+  7  ping: the listener is up and the key is right, but it is not iris (a
+     Python listener), and Python listeners do not answer pings
+  8  the listener is busy: it closed the connection before its challenge, as
+     an iris listener at its --max-connections does; try again later
+130  send stopped by SIGINT (Ctrl-C), 143 by SIGTERM: the flowers read until
+     then were sent and acknowledged; a second signal exits at once";
 
 /// An error on its way to `main`, with the exit code it should end in.
 #[derive(Debug)]
@@ -66,7 +103,7 @@ impl From<anyhow::Error> for Failure {
 /// broken connection while sending is "not acknowledged"), so this mapping is
 /// only for the connect phase.
 pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
-    use iris_wire::Error as E;
+    use iris_wire::{AuthError, Error as E};
     match error {
         E::InvalidAddress { .. } => USAGE,
         // Io: a reset or similar before the handshake completed;
@@ -77,6 +114,7 @@ pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
         }
         // The library reports a peer that closes or talks nonsense during the
         // handshake as Authentication, so those land here too.
+        E::Authentication(AuthError::ClosedBeforeChallenge) => LISTENER_BUSY,
         E::Authentication(_) | E::Frame(_) => AUTH_FAILED,
         _ => OTHER,
     }
@@ -116,6 +154,10 @@ mod tests {
             ),
             (Error::Authentication(AuthError::PeerClosed), AUTH_FAILED),
             (
+                Error::Authentication(AuthError::ClosedBeforeChallenge),
+                LISTENER_BUSY,
+            ),
+            (
                 Error::Frame(iris_wire::frame::FrameError::BadLength { header: -7 }),
                 AUTH_FAILED,
             ),
@@ -143,11 +185,17 @@ mod tests {
             CANNOT_CONNECT,
             AUTH_FAILED,
             NOT_ACKNOWLEDGED,
+            BAD_INPUT,
+            NOT_IRIS,
         ];
         for (index, code) in codes.iter().enumerate() {
             assert!(!codes[..index].contains(code), "{code} twice");
             assert!(HELP.contains(&format!("\n  {code}  ")), "{code} missing");
         }
+        assert!(HELP.contains(&format!("\n{STOPPED_BY_SIGINT}  ")));
+        assert!(HELP.contains(&format!(", {STOPPED_BY_SIGTERM} by SIGTERM")));
+        assert_eq!(stopped_by(signal_hook::consts::SIGINT), 130);
+        assert_eq!(stopped_by(signal_hook::consts::SIGTERM), 143);
     }
 
     #[test]

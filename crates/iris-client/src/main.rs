@@ -6,6 +6,7 @@
 
 mod connect;
 mod exit;
+mod feed;
 mod input;
 mod ping;
 mod send;
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use iris_app::{ConnectionArgs, Verbosity};
 use iris_model::Iris;
 
@@ -38,11 +39,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Send flowers, then wait until the listener acknowledges how many it
-    /// received; fail (exit 5) unless that is every one.
+    /// Send flowers as they are read, then wait until the listener
+    /// acknowledges how many it received; fail (exit 5) unless that is
+    /// every one.
     ///
-    /// The whole input is read and validated before connecting, so a bad
-    /// row sends nothing.
+    /// FILE (or standard input) is streamed: each flower is sent as soon as
+    /// its row is parsed, and what is queued is written whenever the input
+    /// has nothing more ready, so a live feed (`producer | iris-client send
+    /// -`) arrives row by row and a large file in large writes, in constant
+    /// memory whatever its size. A bad row stops the send there: the
+    /// flowers before it were sent and acknowledged, and the client exits 6
+    /// naming the line. --check-first reads and checks the whole input
+    /// before connecting instead, so a bad row sends nothing.
+    ///
+    /// Ctrl-C or SIGTERM stops reading; what was read is sent and the
+    /// acknowledged count reported (exit 130 or 143). A second signal exits
+    /// at once.
+    ///
+    /// Toward an iris listener flowers go as native messages; toward any
+    /// other (a Python multiprocessing.connection listener, whose challenge
+    /// has no iris mark) as the pickles the seed's Python client sends, and
+    /// since Python listeners acknowledge nothing, success then means "sent".
     #[command(after_help = exit::HELP)]
     Send(SendArgs),
 
@@ -53,38 +70,70 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct SendArgs {
-    /// CSV data set to send, or - for standard input. Its first line must be
-    /// the header sepal_length,sepal_width,petal_length,petal_width,species.
-    /// Without FILE or --flower, sends the single flower 5.1,3.5,1.4,0.2,setosa.
+    /// Data set to send, or - for standard input: CSV whose first line is
+    /// the header sepal_length,sepal_width,petal_length,petal_width,species
+    /// (see --no-header and --format). Without FILE or --flower, sends the
+    /// single flower 5.1,3.5,1.4,0.2,setosa.
     #[arg(value_name = "FILE", conflicts_with = "flower")]
     file: Option<PathBuf>,
+
+    /// How FILE is written: csv, or json for JSON Lines, one object per
+    /// line with the fields of `iris-listener --format json` (sepal_length,
+    /// sepal_width, petal_length, petal_width, species; others such as area
+    /// are ignored), so a listener's output can be replayed.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = InputFormat::Csv)]
+    format: InputFormat,
+
+    /// The CSV has no header line: every line is a flower, in the columns
+    /// sepal_length,sepal_width,petal_length,petal_width,species.
+    #[arg(long)]
+    no_header: bool,
+
+    /// Read and check the whole input before connecting, so that a bad row
+    /// sends nothing (memory then grows with the input).
+    #[arg(long)]
+    check_first: bool,
 
     /// A flower to send, as SEPAL_LENGTH,SEPAL_WIDTH,PETAL_LENGTH,PETAL_WIDTH,SPECIES
     /// (repeatable).
     #[arg(long, value_name = "SL,SW,PL,PW,SPECIES", value_parser = input::parse_flower)]
     flower: Vec<Iris>,
 
-    /// Send the input N times over, for load tests (the copies are streamed,
-    /// not held in memory).
+    /// Send the input N times over, for load tests. A file of up to 65,536
+    /// flowers is replayed from memory after its first pass, a larger one
+    /// read again for each pass. Standard input cannot be read twice: with
+    /// N > 1 it is read whole (and checked) before connecting, in memory.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u64).range(1..))]
     repeat: u64,
 
-    /// How flowers are encoded: native iris messages (acknowledged by an
-    /// iris listener), or pickles exactly as the Python seed client sends
-    /// them (for a Python listener, which sends no acknowledgement).
-    #[arg(long, value_enum, default_value_t = CodecName::Native)]
+    /// How flowers are encoded: auto picks native toward an iris listener
+    /// and pickles toward any other; native iris messages are acknowledged
+    /// by an iris listener; pickle sends exactly what the Python seed
+    /// client sends (for a Python listener, which sends no acknowledgement).
+    #[arg(long, value_enum, default_value_t = CodecName::Auto)]
     codec: CodecName,
 
-    /// With --codec pickle: the Python class flowers are pickled as.
+    /// For pickles: the Python class flowers are pickled as.
     #[arg(long, value_name = "MODULE.CLASS", default_value = "iris.Iris",
           value_parser = parse_class)]
     class: (String, String),
 }
 
+/// The `--format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum InputFormat {
+    /// Comma-separated values, with the header line unless --no-header.
+    Csv,
+    /// JSON Lines, as `iris-listener --format json` writes them.
+    Json,
+}
+
 /// The `--codec` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum CodecName {
+    /// Native toward an iris listener, pickles toward any other.
+    Auto,
     /// Postcard messages; the listener acknowledges the count.
     Native,
     /// `pickle.dumps(pickle.dumps(Iris(...)))` per flower, then `'close'`.
@@ -125,18 +174,31 @@ fn main() -> ExitCode {
     iris_app::init_logging(cli.verbosity);
     let result = match cli.command {
         Command::Send(args) => {
+            let format = match (args.format, args.no_header) {
+                (InputFormat::Csv, no_header) => input::Format::Csv { header: !no_header },
+                (InputFormat::Json, false) => input::Format::JsonLines,
+                (InputFormat::Json, true) => Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        "--no-header is for CSV; JSON Lines have no header",
+                    )
+                    .exit(),
+            };
             let codec = match args.codec {
+                CodecName::Auto => send::Codec::Auto,
                 CodecName::Native => send::Codec::Native,
-                CodecName::Pickle => send::Codec::Pickle {
-                    module: args.class.0,
-                    class: args.class.1,
-                },
+                CodecName::Pickle => send::Codec::Pickle,
             };
             send::run(
                 &cli.connection,
-                input::Input::from_args(args.file, args.flower),
-                args.repeat,
-                &codec,
+                send::Plan {
+                    input: input::Input::from_args(args.file, args.flower),
+                    format,
+                    repeat: args.repeat,
+                    check_first: args.check_first,
+                    codec,
+                    class: args.class,
+                },
             )
         }
         Command::Ping(args) => ping::run(
@@ -145,6 +207,9 @@ fn main() -> ExitCode {
             Duration::from_secs_f64(args.timeout),
         ),
     };
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_peak_memory();
+    }
     match result {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(failure) => {
@@ -154,10 +219,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs the process's peak resident memory (Linux's VmHWM), so that `-v`
+/// shows what streaming an input cost; the end-to-end tests read it.
+fn log_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(peak) = status.lines().find_map(|line| line.strip_prefix("VmHWM:")) {
+        tracing::debug!("peak resident memory: {}", peak.trim().replace("kB", "KiB"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

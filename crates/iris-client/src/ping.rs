@@ -11,17 +11,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use iris_app::ConnectionArgs;
-use iris_model::{Message, Reply};
+use iris_protocol::{Message, Reply};
 use iris_wire::Connection;
 
 use crate::connect::{Target, print_line};
-use crate::exit::Failure;
+use crate::exit::{self, Failure};
 
 /// Runs `ping`: `count` round trips, each waiting at most `timeout`.
 pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Result<(), Failure> {
     let target = Target::new(args)?;
     let address = target.address();
     let mut connection = target.connect()?;
+    if !connection.peer_is_iris_listener() {
+        return Err(not_iris(connection, address));
+    }
     // Without a timeout a listener that accepts but never answers would
     // hang a health check forever.
     connection
@@ -50,6 +53,26 @@ pub(crate) fn run(args: &ConnectionArgs, count: u32, timeout: Duration) -> Resul
     }
     close(connection).with_context(|| format!("{address} did not acknowledge the close"))?;
     Ok(())
+}
+
+/// A listener without the iris mark is CPython's: it would take a Ping
+/// frame for a pickle and fail. Say goodbye as the seed's client does
+/// (`'close'`), so its program ends cleanly, and say what is known.
+fn not_iris(mut connection: Connection, address: &str) -> Failure {
+    let goodbye = connection
+        .send_bytes(&iris_protocol::python::close_frame())
+        .and_then(|()| connection.close());
+    if let Err(error) = goodbye {
+        tracing::debug!(error = %error, "closing the connection failed");
+    }
+    Failure::new(
+        exit::NOT_IRIS,
+        anyhow!(
+            "{address} is up and the key is right, but it is not an iris listener \
+             (its challenge has no iris mark): Python listeners do not answer pings; \
+             `iris-client send` sends to it as the seed's client does"
+        ),
+    )
 }
 
 /// One Ping / Pong exchange and its duration.

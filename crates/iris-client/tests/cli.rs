@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::thread::JoinHandle;
 
-use iris_model::{Message, Reply};
+use iris_protocol::{Message, Reply};
 
 const KEY: &str = "a test key, not a secret";
 const DATA_SET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/iris.csv");
@@ -155,6 +155,9 @@ fn help_lists_the_exit_codes() {
             "  3  cannot connect",
             "  4  authentication failed",
             "  5  data not acknowledged",
+            "  6  bad input",
+            "  7  ping: the listener is up",
+            "130  send stopped by SIGINT",
         ] {
             assert!(help.contains(line), "{args:?} lacks {line:?}:\n{help}");
         }
@@ -172,7 +175,7 @@ fn a_missing_key_is_exit_1_and_says_where_keys_come_from() {
 }
 
 #[test]
-fn a_bad_row_fails_with_its_line_before_anything_is_connected() {
+fn with_check_first_a_bad_row_fails_with_its_line_before_anything_is_connected() {
     // A socket that is bound but never accepts: had the client connected
     // first, its connection would sit in the backlog and show up below (and
     // the handshake would time out into a different error).
@@ -182,9 +185,12 @@ fn a_bad_row_fails_with_its_line_before_anything_is_connected() {
         "{HEADER}\n5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n4.7,abc,1.3,0.2,setosa\n"
     );
 
-    let output = run_with_stdin(&mut client(&["send", "-", "--address", &address]), &csv);
+    let output = run_with_stdin(
+        &mut client(&["send", "-", "--check-first", "--address", &address]),
+        &csv,
+    );
 
-    assert_exit(&output, 1);
+    assert_exit(&output, 6);
     let message = stderr(&output);
     assert!(message.contains("line 4"), "{message}");
     assert!(
@@ -199,6 +205,67 @@ fn a_bad_row_fails_with_its_line_before_anything_is_connected() {
         matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the client connected: {accepted:?}"
     );
+}
+
+#[test]
+fn streaming_a_bad_row_stops_there_after_the_rows_before_it_are_acknowledged() {
+    let (address, listener) = fake_listener(KEY, Behaviour::Acknowledge { lose: 0 });
+    let csv = format!(
+        "{HEADER}\n5.1,3.5,1.4,0.2,setosa\n4.9,3.0,1.4,0.2,setosa\n4.7,abc,1.3,0.2,setosa\n6,3,5,2,virginica\n"
+    );
+    let output = run_with_stdin(&mut client(&["send", "-", "--address", &address]), &csv);
+    assert_exit(&output, 6);
+    assert_eq!(
+        stdout(&output),
+        format!("sent 2 flowers to {address}; 2 acknowledged\n")
+    );
+    assert_eq!(
+        stderr(&output),
+        "error: bad input: the send stopped at line 4 of standard input; \
+         the 2 flowers before it were sent and acknowledged: \
+         line 4: invalid sepal_width \"abc\": invalid float literal\n"
+    );
+    assert_eq!(
+        join(listener),
+        Seen {
+            flowers: 2,
+            pings: 0,
+            closed: true
+        }
+    );
+}
+
+#[test]
+fn bare_rows_and_json_lines_are_read() {
+    let (address, listener) = fake_listener(KEY, Behaviour::Acknowledge { lose: 0 });
+    let rows = "5.1,3.5,1.4,0.2,setosa\n6.3,3.3,6.0,2.5,virginica\n";
+    let output = run_with_stdin(
+        &mut client(&["send", "-", "--no-header", "--address", &address]),
+        rows,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(join(listener).flowers, 2);
+
+    let (address, listener) = fake_listener(KEY, Behaviour::Acknowledge { lose: 0 });
+    let lines = concat!(
+        r#"{"connection":1,"species":"setosa","sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2,"area":18.13}"#,
+        "\n"
+    );
+    let output = run_with_stdin(
+        &mut client(&["send", "-", "--format", "json", "--address", &address]),
+        lines,
+    );
+    assert_exit(&output, 0);
+    assert_eq!(join(listener).flowers, 1);
+
+    let output = run(&mut client(&[
+        "send",
+        "-",
+        "--format",
+        "json",
+        "--no-header",
+    ]));
+    assert_exit(&output, 2);
 }
 
 #[test]
@@ -347,6 +414,11 @@ fn a_wrong_key_is_exit_4() {
     let message = stderr(&output);
     assert!(message.contains("authentication failed"), "{message}");
     assert!(message.contains("different authkey"), "{message}");
+    assert!(!message.contains("cannot connect"), "{message}");
+    assert!(
+        message.contains("IRIS_AUTHKEY or --authkey-file"),
+        "{message}"
+    );
     let refused = listener.join().expect("listener thread");
     assert!(
         matches!(refused, Err(iris_wire::Error::Authentication(_))),

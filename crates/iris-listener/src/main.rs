@@ -1,7 +1,6 @@
 //! `iris-listener`: accepts authenticated clients and prints each flower's
 //! area, as the seed's Python listener does, for many clients at once.
 
-mod decode;
 mod log_budget;
 mod output;
 mod server;

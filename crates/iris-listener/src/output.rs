@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use iris_model::{Iris, PyArea, PyIris, PyNumber, Species, write_area_line, write_py_area_line};
+use iris_model::{Iris, PyArea, PyFloatBuffer, PyIris, PyNumber, Species};
 use serde::Serialize;
 
 /// Areas formatted together, at most.
@@ -20,6 +20,30 @@ const AREA_BATCH: usize = 256;
 
 /// Publish a connection's buffer once it holds this much.
 const PUBLISH_THRESHOLD: usize = 64 << 10;
+
+/// Appends `Area: <repr(area)>\n` to `out`, the seed's per-flower line,
+/// without allocating beyond `out`'s own growth.
+#[inline]
+fn write_area_line(out: &mut Vec<u8>, area: f64) {
+    let mut buffer = PyFloatBuffer::new();
+    let text = buffer.format(area);
+    out.reserve(b"Area: \n".len() + text.len());
+    out.extend_from_slice(b"Area: ");
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'\n');
+}
+
+/// Appends the seed's line for a Python client's flower: [`write_area_line`]
+/// for a `float` area, the digits for an `int` one.
+fn write_py_area_line(out: &mut Vec<u8>, area: PyArea) {
+    match area {
+        PyArea::Float(x) => write_area_line(out, x),
+        PyArea::Int(i) => {
+            // Writing into a Vec cannot fail.
+            let _ = writeln!(out, "Area: {i}");
+        }
+    }
+}
 
 /// How flowers are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -249,6 +273,20 @@ impl<'a> ConnectionOutput<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn area_lines_are_the_seeds() {
+        let mut out = b"x\n".to_vec();
+        write_area_line(&mut out, 18.13);
+        write_area_line(&mut out, 1e16);
+        write_py_area_line(&mut out, PyArea::Int(16));
+        write_py_area_line(&mut out, PyArea::Float(16.0));
+        write_py_area_line(&mut out, PyArea::Int(i128::from(i64::MAX) * 2));
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "x\nArea: 18.13\nArea: 1e+16\nArea: 16\nArea: 16.0\nArea: 18446744073709551614\n"
+        );
+    }
 
     fn flower(species: Species) -> Iris {
         Iris::new(5.1, 3.5, 1.4, 0.2, species).expect("valid")

@@ -1,9 +1,8 @@
 //! One client connection, from authentication to close.
 
-use iris_model::Reply;
+use iris_protocol::{Reply, Request, decode};
 use iris_wire::{Connection, Error};
 
-use crate::decode::{Request, decode};
 use crate::output::{ConnectionOutput, Counts, Output, StdoutClosed};
 
 /// How a session ended without error.
@@ -21,7 +20,7 @@ pub(crate) enum SessionError {
     /// The connection failed or the peer broke the protocol.
     Wire(Error),
     /// The peer sent a frame we cannot understand.
-    Decode(crate::decode::DecodeError),
+    Decode(iris_protocol::DecodeError),
     /// Our stdout is gone; nothing more can be reported.
     StdoutClosed,
 }

@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use iris_model::{Iris, Message, Reply, Species};
+use iris_model::{Iris, Species};
+use iris_protocol::{Message, Reply};
 use iris_wire::Client;
 
 const KEY: &str = "listener cli test key";

@@ -2,6 +2,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ModelError, Species};
 
+/// The names of an [`Iris`]'s measurements, in order: the data set's
+/// columns, the seed's dataclass attributes, the JSON fields and the
+/// accessors. Everything that names them uses this list.
+pub const MEASUREMENTS: [&str; 4] = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+
 /// One flower of the Iris data set, measured in centimetres.
 ///
 /// The fields are private and every constructor (including deserialization)
@@ -70,11 +75,12 @@ impl Iris {
         petal_width: f64,
         species: Species,
     ) -> Result<Iris, ModelError> {
+        let [sl, sw, pl, pw] = MEASUREMENTS;
         Ok(Iris {
-            sepal_length: measurement("sepal_length", sepal_length)?,
-            sepal_width: measurement("sepal_width", sepal_width)?,
-            petal_length: measurement("petal_length", petal_length)?,
-            petal_width: measurement("petal_width", petal_width)?,
+            sepal_length: measurement(sl, sepal_length)?,
+            sepal_width: measurement(sw, sepal_width)?,
+            petal_length: measurement(pl, petal_length)?,
+            petal_width: measurement(pw, petal_width)?,
             species,
         })
     }

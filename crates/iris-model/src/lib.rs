@@ -1,9 +1,10 @@
 //! The data model shared by the iris listener and client: the [`Iris`]
-//! flower record, its CSV data set, the native [`message`] protocol and a
-//! formatter that prints floats exactly as CPython does ([`py_float`]).
+//! flower record, its CSV data set, a formatter that prints floats exactly
+//! as CPython does ([`py_float`]), and Python's number semantics for the
+//! flowers Python programs send ([`py_number`]). The messages on the wire
+//! are the `iris-protocol` crate's.
 //!
 //! ```
-//! use iris_model::message::Message;
 //! use iris_model::py_float::PyRepr;
 //! use iris_model::{Iris, Species};
 //!
@@ -12,10 +13,10 @@
 //! println!("{line}");
 //! assert_eq!(line, "Area: 18.13"); // what Python prints for the same flower
 //!
-//! // The wire library encodes messages with postcard; decoding validates.
-//! let bytes = postcard::to_stdvec(&Message::Iris(flower))?;
-//! let decoded: Message = postcard::from_bytes(&bytes)?;
-//! assert_eq!(decoded, Message::Iris(flower));
+//! // Deserializing validates, as every way of making an Iris does.
+//! let bytes = postcard::to_stdvec(&flower)?;
+//! let decoded: Iris = postcard::from_bytes(&bytes)?;
+//! assert_eq!(decoded, flower);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -26,15 +27,13 @@
 pub mod dataset;
 mod error;
 mod iris;
-pub mod message;
 pub mod py_float;
 pub mod py_number;
 mod species;
 
 pub use dataset::{IrisReader, load_csv, read_csv};
 pub use error::{DatasetError, ModelError};
-pub use iris::Iris;
-pub use message::{Message, MessageError, Reply};
-pub use py_float::{PyFloatBuffer, PyRepr, py_repr, write_area_line};
-pub use py_number::{PyArea, PyIris, PyNumber, write_py_area_line};
+pub use iris::{Iris, MEASUREMENTS};
+pub use py_float::{PyFloatBuffer, PyRepr, py_repr};
+pub use py_number::{PyArea, PyIris, PyNumber};
 pub use species::Species;

@@ -120,7 +120,7 @@ impl fmt::Debug for PyFloatBuffer {
 }
 
 /// Formats `x` as CPython's `repr(x)` into a new `String`; prefer
-/// [`PyFloatBuffer`] or [`write_area_line`] in loops.
+/// [`PyFloatBuffer`] in loops.
 #[must_use]
 pub fn py_repr(x: f64) -> String {
     PyFloatBuffer::new().format(x).to_owned()
@@ -136,18 +136,6 @@ impl fmt::Display for PyRepr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(PyFloatBuffer::new().format(self.0))
     }
-}
-
-/// Appends `Area: <repr(area)>\n` to `out`, the listener's per-flower output
-/// line, without allocating beyond `out`'s own growth.
-#[inline]
-pub fn write_area_line(out: &mut Vec<u8>, area: f64) {
-    let mut buffer = PyFloatBuffer::new();
-    let text = buffer.format(area);
-    out.reserve(b"Area: \n".len() + text.len());
-    out.extend_from_slice(b"Area: ");
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'\n');
 }
 
 /// True when `text` is `[-]digits.digits`, CPython's positional layout.
@@ -548,12 +536,9 @@ mod tests {
     }
 
     #[test]
-    fn display_wrapper_and_area_line() {
+    fn display_wrapper() {
         assert_eq!(PyRepr(1e-5).to_string(), "1e-05");
         assert_eq!(format!("[{:>6}]", PyRepr(0.5)), "[   0.5]");
-        let mut out = b"x\n".to_vec();
-        write_area_line(&mut out, 18.13);
-        write_area_line(&mut out, 1e16);
-        assert_eq!(out, b"x\nArea: 18.13\nArea: 1e+16\n");
+        assert_eq!(PyRepr(1e16).to_string(), "1e+16");
     }
 }

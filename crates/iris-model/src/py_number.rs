@@ -41,7 +41,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::py_float::{PyRepr, write_area_line};
+use crate::py_float::PyRepr;
 use crate::{Iris, ModelError, Species};
 
 /// A number as a Python program may give it: an `int` (of at most 64 bits)
@@ -153,19 +153,6 @@ impl Serialize for PyArea {
         match self {
             Self::Int(i) => serializer.serialize_i128(*i),
             Self::Float(x) => serializer.serialize_f64(*x),
-        }
-    }
-}
-
-/// Appends `Area: <repr(area)>\n` to `out`, as the seed's listener prints
-/// it: [`write_area_line`] for a `float` area, the digits for an `int` one.
-pub fn write_py_area_line(out: &mut Vec<u8>, area: PyArea) {
-    match area {
-        PyArea::Float(x) => write_area_line(out, x),
-        PyArea::Int(i) => {
-            use std::io::Write as _;
-            // Writing into a Vec cannot fail.
-            let _ = writeln!(out, "Area: {i}");
         }
     }
 }
@@ -304,15 +291,16 @@ mod tests {
     }
 
     #[test]
-    fn lines_and_json_carry_python_values() {
-        let mut out = Vec::new();
-        write_py_area_line(&mut out, PyArea::Int(16));
-        write_py_area_line(&mut out, PyArea::Float(16.0));
-        write_py_area_line(&mut out, PyArea::Int(i128::from(i64::MAX) * 2));
-        assert_eq!(
-            String::from_utf8(out).expect("utf-8"),
-            "Area: 16\nArea: 16.0\nArea: 18446744073709551614\n"
-        );
+    fn display_and_json_carry_python_values() {
+        let shown: Vec<String> = [
+            PyArea::Int(16),
+            PyArea::Float(16.0),
+            PyArea::Int(i128::from(i64::MAX) * 2),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(shown, ["16", "16.0", "18446744073709551614"]);
         assert_eq!(
             serde_json::to_string(&(PyArea::Int(1 << 100), PyNumber::Int(5), PyArea::Float(5.0)))
                 .expect("json"),

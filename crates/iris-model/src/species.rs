@@ -25,6 +25,24 @@ impl Species {
     /// Every species, in wire order, for code that tallies or iterates them.
     pub const ALL: [Species; 3] = [Species::Setosa, Species::Versicolor, Species::Virginica];
 
+    /// The species' index in the native wire format (its variant index,
+    /// which postcard writes): the position in [`Species::ALL`].
+    #[must_use]
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// The species with wire index `index`, if any.
+    #[must_use]
+    pub const fn from_index(index: u8) -> Option<Species> {
+        match index {
+            0 => Some(Species::Setosa),
+            1 => Some(Species::Versicolor),
+            2 => Some(Species::Virginica),
+            _ => None,
+        }
+    }
+
     /// The lowercase name used by our CSV file, serde and [`fmt::Display`].
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -65,6 +83,19 @@ impl FromStr for Species {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_indices_are_the_variant_order_postcard_writes() {
+        for (position, species) in Species::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(species.index()), position);
+            assert_eq!(Species::from_index(species.index()), Some(species));
+            assert_eq!(
+                postcard::to_stdvec(&species).expect("encode"),
+                [species.index()]
+            );
+        }
+        assert_eq!(Species::from_index(3), None);
+    }
 
     #[test]
     fn parses_plain_and_uci_names_in_any_case() {

@@ -182,7 +182,7 @@
 //! expects one flower per pickle (about 150 bytes), decodes at most 4 KiB
 //! with 4,096 values, 1,024 memo entries and 8 KiB of strings, so one frame
 //! costs it well under a megabyte and a few milliseconds at worst
-//! (`iris_app::python`). Checking the result's shape (which attributes,
+//! (`iris_protocol::python`). Checking the result's shape (which attributes,
 //! which types) is the caller's job too.
 //!
 //! # Why not serde-pickle

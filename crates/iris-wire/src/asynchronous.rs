@@ -98,6 +98,7 @@ pub struct AsyncConnection<S = AsyncStream> {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     peer: Option<Address>,
+    peer_is_iris_listener: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
@@ -124,6 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             read_timeout: options.read_timeout(),
             write_timeout: options.write_timeout(),
             peer,
+            peer_is_iris_listener: false,
         }
     }
 
@@ -174,6 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
                 return Err(e);
             }
         }
+        self.peer_is_iris_listener = driver.peer_is_iris_listener();
         self.flush().await
     }
 
@@ -182,6 +185,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     /// [`authenticate`](AsyncConnection::authenticate).
     pub fn peer_addr(&self) -> Option<&Address> {
         self.peer.as_ref()
+    }
+
+    /// Whether the listener's challenge carried the iris mark: on the
+    /// client side, an iris listener rather than CPython's (which expects
+    /// pickles). Always false on the listener side.
+    pub fn peer_is_iris_listener(&self) -> bool {
+        self.peer_is_iris_listener
     }
 
     /// The stream underneath, for inspection and socket options.

@@ -72,6 +72,8 @@ pub struct Connection<S: Transport = Stream> {
     /// bytes cannot stretch the handshake past it.
     deadline: Option<Instant>,
     peer: Option<Address>,
+    /// Whether the listener's challenge carried the iris mark (client side).
+    peer_is_iris_listener: bool,
 }
 
 /// The stream of a connection (see `Connection::stream`).
@@ -175,6 +177,7 @@ impl<S: Transport> Connection<S> {
             write_timeout: options.write_timeout(),
             deadline: None,
             peer,
+            peer_is_iris_listener: false,
         }
     }
 
@@ -234,6 +237,7 @@ impl<S: Transport> Connection<S> {
                 return Err(e);
             }
         }
+        self.peer_is_iris_listener = driver.peer_is_iris_listener();
         // The last verdict goes out now: a CPython listener's accept() waits
         // for it before the application can do anything.
         self.flush()
@@ -284,6 +288,14 @@ impl<S: Transport> Connection<S> {
             .take()
             .unwrap_or_else(|| unreachable!("only into_parts takes the stream"));
         Ok((stream, unread))
+    }
+
+    /// Whether the peer is an iris listener, known from the mark on its
+    /// challenge: false for a CPython listener, which understands only
+    /// pickles and answers nothing, and always false on the listener side.
+    /// See [`Handshake::peer_is_iris_listener`](crate::handshake::Handshake::peer_is_iris_listener).
+    pub fn peer_is_iris_listener(&self) -> bool {
+        self.peer_is_iris_listener
     }
 
     /// Sets how long a receive may wait; `None` waits forever.

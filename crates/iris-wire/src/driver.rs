@@ -47,6 +47,12 @@ impl HandshakeDriver {
         self.handshake.is_complete()
     }
 
+    /// Whether the peer's challenge carried the iris mark: on the client
+    /// side, whether the listener is iris rather than CPython.
+    pub(crate) fn peer_is_iris_listener(&self) -> bool {
+        self.handshake.peer_is_iris_listener()
+    }
+
     /// The error to report for a failed read of the peer's next frame.
     pub(crate) fn read_error(&self, error: Error) -> Error {
         let before_challenge = self.handshake.role() == Role::Client && !self.received_any;

@@ -203,6 +203,8 @@ pub struct Handshake {
     /// Our challenge, without the `#CHALLENGE#` prefix: what the HMAC covers.
     our_challenge: Vec<u8>,
     outgoing: Vec<u8>,
+    /// Whether the peer's challenge carried [`IRIS_MARK`].
+    peer_marked: bool,
 }
 
 impl Handshake {
@@ -240,6 +242,7 @@ impl Handshake {
             state: State::AwaitChallenge,
             our_challenge,
             outgoing: Vec::with_capacity(256),
+            peer_marked: false,
         }
     }
 
@@ -261,6 +264,15 @@ impl Handshake {
     /// Whether bytes are waiting to be sent.
     pub fn has_outgoing(&self) -> bool {
         !self.outgoing.is_empty()
+    }
+
+    /// Whether the peer's challenge carried [`IRIS_MARK`], which only iris
+    /// listeners add: on the client side, once the challenge has arrived,
+    /// this tells an iris listener from CPython's (whose peers expect
+    /// pickles). Always false on the listener side, as clients do not mark
+    /// their challenges.
+    pub fn peer_is_iris_listener(&self) -> bool {
+        self.peer_marked
     }
 
     /// Handles one frame payload from the peer.
@@ -292,6 +304,7 @@ impl Handshake {
             }
             State::AwaitChallenge => {
                 let challenge = parse_challenge(frame)?;
+                self.peer_marked = challenge.pipelining;
                 let response = respond(&self.key, challenge.message, self.legacy_md5)?;
                 self.queue_frame(&response);
                 let after = match self.role {
@@ -699,6 +712,32 @@ mod tests {
         assert_eq!(to_client[1], WELCOME);
         assert!(to_client[2].starts_with(SHA256_PREFIX));
         assert_eq!(to_listener[2], WELCOME);
+    }
+
+    #[test]
+    fn only_a_marked_challenge_makes_the_peer_an_iris_listener() {
+        let key = key();
+        let mut listener = Handshake::listener(&key, [1; 40], false);
+        let mut client = Handshake::client(&key, [2; 40], false);
+        assert!(!client.peer_is_iris_listener(), "no challenge yet");
+        for frame in frames(&listener.take_outgoing()) {
+            client.receive(&frame).expect("marked challenge");
+        }
+        assert!(client.peer_is_iris_listener());
+        for frame in frames(&client.take_outgoing()) {
+            listener.receive(&frame).expect("response and challenge");
+        }
+        assert!(!listener.peer_is_iris_listener(), "clients do not mark");
+
+        // CPython 3.12+ and CPython 3.11 (legacy MD5) challenges.
+        for cpython in [
+            [CHALLENGE_PREFIX, SHA256_PREFIX, &counting_nonce()].concat(),
+            [CHALLENGE_PREFIX, &counting_nonce()[..20]].concat(),
+        ] {
+            let mut client = Handshake::client(&key, [2; 40], true);
+            client.receive(&cpython).expect("CPython challenge");
+            assert!(!client.peer_is_iris_listener(), "{cpython:?}");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn echo_conversation(address: &str) {
         }
     });
     let mut connection = Client::connect(&local, KEY).expect("connect");
+    assert!(connection.peer_is_iris_listener());
     // Many small frames, then one above the read buffer size.
     for i in 0..10_000u32 {
         connection.send_bytes(&i.to_be_bytes()).expect("send");

@@ -65,6 +65,11 @@ fn rust_client_talks_to_cpython_listeners() {
         let (mut peer, address) = python_listener(&python);
         let mut connection =
             Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
+        assert!(
+            !connection.peer_is_iris_listener(),
+            "CPython {}",
+            python.version
+        );
         converse(&mut connection, &python).expect("conversation");
         connection.close().expect("close");
         assert_peer_done(&mut peer, "AUTHENTICATED\nDONE");

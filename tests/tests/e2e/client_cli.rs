@@ -16,7 +16,7 @@ fn a_malformed_flower_argument_is_a_usage_error() {
 }
 
 #[test]
-fn a_malformed_csv_exits_1_and_nothing_reaches_the_listener() {
+fn a_malformed_csv_exits_6_after_the_rows_before_it_or_with_check_first_before_any() {
     let dir = tempfile::tempdir().expect("temp dir");
     let csv = write_file(
         dir.path(),
@@ -25,14 +25,34 @@ fn a_malformed_csv_exits_1_and_nothing_reaches_the_listener() {
          5.1,3.5,1.4,0.2,setosa\n\
          5.1,oops,1.4,0.2,setosa\n",
     );
+    let csv = csv.to_str().expect("a UTF-8 path");
     let listener = ListenerProcess::start(&[], &[KEY_ENV]);
-    let client = send(listener.address(), &[csv.to_str().expect("a UTF-8 path")]);
-    client.assert_code(1);
-    assert!(!client.stderr.is_empty(), "{}", client.describe());
+
+    let client = send(listener.address(), &[csv]);
+    client.assert_code(6);
+    assert_eq!(
+        client.acknowledgement(),
+        Some((1, 1)),
+        "{}",
+        client.describe()
+    );
+    assert!(
+        client.stderr_text().contains("line 3"),
+        "{}",
+        client.describe()
+    );
+
+    let client = send(listener.address(), &[csv, "--check-first"]);
+    client.assert_code(6);
+    assert!(
+        client.stderr_text().contains("nothing was sent"),
+        "{}",
+        client.describe()
+    );
     let finished = listener.stop();
     finished.assert_code(0);
-    assert_eq!(finished.summary().get("flowers"), 0);
-    assert!(finished.area_lines().is_empty(), "{}", finished.describe());
+    assert_eq!(finished.summary().get("flowers"), 1);
+    assert_eq!(finished.area_lines(), ["Area: 18.13"]);
 }
 
 #[test]

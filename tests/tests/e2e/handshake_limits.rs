@@ -309,3 +309,24 @@ fn wrong_key_attempt(address: &str) {
     let _ = stream.read_to_end(&mut verdict);
     assert!(verdict.ends_with(b"#FAILURE#"), "{verdict:?}");
 }
+
+/// A listener at its connection limit closes new connections before its
+/// challenge, and the client says so with its own exit code (8), apart
+/// from a wrong key (4).
+#[test]
+fn a_client_over_the_limit_is_told_the_listener_is_busy() {
+    let listener = ListenerProcess::start(&["--max-connections", "1"], &[KEY_ENV]);
+    let mut holder =
+        iris_wire::Client::connect(listener.address(), TEST_KEY.as_bytes()).expect("first");
+    listener.wait_for_log("authenticated", 1);
+    let flower = FLOWERS[0].arg();
+    let refused = send(listener.address(), &["--flower", &flower]);
+    refused.assert_code(8);
+    assert!(
+        refused.stderr_text().contains("try again later"),
+        "{}",
+        refused.describe()
+    );
+    holder.flush().expect("the first connection is still up");
+    drop(holder);
+}

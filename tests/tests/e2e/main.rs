@@ -11,6 +11,7 @@ mod python;
 mod python_dropin;
 mod readme;
 mod shutdown;
+mod streaming;
 
 /// The four measurements and the species of a flower, as `--flower` takes
 /// them.

@@ -9,10 +9,11 @@
 use std::time::{Duration, Instant};
 
 use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, peak_rss_kib};
-use iris_model::{Iris, Message, Reply, Species};
+use iris_model::{Iris, Species};
+use iris_protocol::{Message, Reply};
 use iris_wire::{Client, Connection};
 
-/// The largest pickle the listener decodes (`iris_app::python::MAX_PICKLE_LEN`).
+/// The largest pickle the listener decodes (`iris_protocol::python::MAX_PICKLE_LEN`).
 const MAX_PICKLE_LEN: usize = 4 << 10;
 
 /// The listener's default `--max-frame`: the largest frame it receives.

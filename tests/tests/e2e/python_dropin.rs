@@ -2,12 +2,13 @@
 //! client and listener run unchanged against them, on CPython 3.11 (with
 //! legacy MD5), 3.12 and 3.13, and a pickle never runs code here.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
 use iris_e2e::{
-    KEY_ENV, ListenerProcess, Process, iris_csv, peak_rss_kib, repo_root, run_client, seed_port,
-    send,
+    KEY_ENV, ListenerProcess, Process, client_args, iris_csv, peak_rss_kib, repo_root, run_client,
+    seed_port, send, spawn_client_with_stdin,
 };
 use iris_testkit::{Python, pythons};
 
@@ -99,23 +100,28 @@ fn the_seed_programs_run_unchanged_against_iris_on_port_6000() {
         finished.assert_code(0);
         assert_eq!(finished.stdout, ["Area: 18.13"], "{}", finished.describe());
 
-        // iris-client --codec pickle → the seed's listener.
-        let seed_listener = python_process(&python, "seed listener", |command| {
-            command.arg(script("run_seed_listener.py")).arg(seed_dir());
-        });
-        assert_eq!(ready_port(&seed_listener, "the seed listener"), "6000");
-        let mut args = vec!["send", "--codec", "pickle", "--address", "localhost:6000"];
-        args.extend(legacy_flag(&python));
-        let client = run_client(&args, &[KEY_ENV]);
-        client.assert_code(0);
-        assert!(
-            client.stdout.concat().contains("no acknowledgement"),
-            "the client says no acknowledgement comes: {}",
-            client.describe()
-        );
-        let finished = seed_listener.finish();
-        finished.assert_code(0);
-        assert_eq!(finished.stdout, ["Area: 18.13"], "{}", finished.describe());
+        // iris-client → the seed's listener: with no flags (the codec
+        // chooses itself: this listener's challenge has no iris mark) and
+        // with --codec pickle. Only 3.11 needs a flag, for its MD5.
+        for codec in [&[][..], &["--codec", "pickle"]] {
+            let seed_listener = python_process(&python, "seed listener", |command| {
+                command.arg(script("run_seed_listener.py")).arg(seed_dir());
+            });
+            assert_eq!(ready_port(&seed_listener, "the seed listener"), "6000");
+            let mut args = vec!["send", "--address", "localhost:6000"];
+            args.extend(codec);
+            args.extend(legacy_flag(&python));
+            let client = run_client(&args, &[KEY_ENV]);
+            client.assert_code(0);
+            assert!(
+                client.stdout.concat().contains("no acknowledgement"),
+                "the client says no acknowledgement comes: {}",
+                client.describe()
+            );
+            let finished = seed_listener.finish();
+            finished.assert_code(0);
+            assert_eq!(finished.stdout, ["Area: 18.13"], "{}", finished.describe());
+        }
     }
 }
 
@@ -180,18 +186,70 @@ fn all_150_rows_print_the_same_bytes_as_python_in_both_directions() {
             python.version
         );
 
-        // iris-client → Python listener.
-        let (python_listener, port) = looped_seed_listener(&python);
+        // iris-client → Python listener, the codec chosen or forced.
+        for codec in [&[][..], &["--codec", "pickle"]] {
+            let (python_listener, port) = looped_seed_listener(&python);
+            let address = format!("127.0.0.1:{port}");
+            let csv = iris_csv();
+            let mut args = vec![csv.to_str().expect("UTF-8 path")];
+            args.extend(codec);
+            args.extend(legacy_flag(&python));
+            send(&address, &args).assert_code(0);
+            let finished = python_listener.finish();
+            finished.assert_code(0);
+            assert!(
+                finished.stdout == reference,
+                "CPython {} {codec:?}: the Python listener printed other lines",
+                python.version
+            );
+        }
+    }
+}
+
+#[test]
+fn a_live_feed_reaches_a_python_listener_row_by_row() {
+    for python in pythons("a_live_feed_reaches_a_python_listener_row_by_row") {
+        // -u: the listener's prints are not held in its stdout buffer.
+        let listener = python_process(&python, "looped seed listener", |command| {
+            command
+                .arg("-u")
+                .arg(script("seed_loop.py"))
+                .arg(seed_dir())
+                .arg("listener");
+        });
+        let port = ready_port(&listener, "the looped seed listener");
         let address = format!("127.0.0.1:{port}");
-        let csv = iris_csv();
-        let mut args = vec!["--codec", "pickle", csv.to_str().expect("UTF-8 path")];
+        let mut args = client_args("send", &address, &["-"]);
         args.extend(legacy_flag(&python));
-        send(&address, &args).assert_code(0);
-        let finished = python_listener.finish();
-        finished.assert_code(0);
+        let (client, mut feed) = spawn_client_with_stdin(&args, &[KEY_ENV]);
+        writeln!(
+            feed,
+            "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa"
+        )
+        .and_then(|()| feed.flush())
+        .expect("write row 1");
+        // Row 2 only once row 1 is printed: pickles stream too.
+        listener
+            .stdout()
+            .wait_for("the first Area line", |lines| {
+                (!lines.is_empty()).then_some(())
+            })
+            .unwrap_or_else(|lines| panic!("the listener ended: {lines:?}"));
+        writeln!(feed, "6.3,3.3,6.0,2.5,virginica").expect("write row 2");
+        drop(feed);
+        let client = client.finish();
+        client.assert_code(0);
         assert!(
-            finished.stdout == reference,
-            "CPython {}: the Python listener printed other lines",
+            client.stdout.concat().contains("sent 2 flowers"),
+            "{}",
+            client.describe()
+        );
+        let finished = listener.finish();
+        finished.assert_code(0);
+        assert_eq!(
+            finished.stdout,
+            ["Area: 18.13", "Area: 35.79"],
+            "CPython {}",
             python.version
         );
     }
@@ -223,6 +281,38 @@ fn a_legacy_cpython_client_is_refused_with_the_flag_that_lets_it_in() {
         !rejection.contains("Options::"),
         "the log names no library option: {rejection}"
     );
+}
+
+#[test]
+fn ping_says_python_listeners_do_not_answer_pings() {
+    for python in pythons("ping_says_python_listeners_do_not_answer_pings") {
+        let (listener, port) = looped_seed_listener(&python);
+        let address = format!("127.0.0.1:{port}");
+        let mut args = client_args("ping", &address, &[]);
+        args.extend(legacy_flag(&python));
+        let client = run_client(&args, &[KEY_ENV]);
+        client.assert_code(7);
+        let message = client.stderr_text();
+        assert!(
+            message.contains("Python listeners do not answer pings"),
+            "{message}"
+        );
+        assert!(message.contains("the key is right"), "{message}");
+        // The client said goodbye as the seed's client does: a clean end.
+        let finished = listener.finish();
+        finished.assert_code(0);
+        assert!(finished.stdout.is_empty(), "{}", finished.describe());
+    }
+}
+
+#[test]
+fn send_with_no_flags_is_acknowledged_by_iris_listener() {
+    let listener = ListenerProcess::start(&["--once"], &[KEY_ENV]);
+    let csv = iris_csv();
+    let client = send(listener.address(), &[csv.to_str().expect("UTF-8 path")]);
+    client.assert_code(0);
+    assert_eq!(client.acknowledgement(), Some((150, 150)));
+    listener.finish().assert_code(0);
 }
 
 #[test]

@@ -1,11 +1,43 @@
-//! Turning a received frame into a request.
+//! The iris application's messages on the wire, and the one rule that
+//! tells the two kinds apart. No I/O and no command-line code: the
+//! listener, the client and the fuzz targets share it.
+//!
+//! - [`native`]: what iris peers exchange, [`Message`] and [`Reply`],
+//!   postcard-encoded (golden bytes pin the format), with a hand-written
+//!   decoder for the listener's hot path.
+//! - [`python`]: the frames Python's `multiprocessing.connection` programs
+//!   send: the seed's pickled flowers and `'close'`, decoded by the
+//!   restricted [`iris_pickle`] decoder within budgets sized to a flower.
+//! - [`decode`]: the dispatch rule. Every pickle `Connection.send` writes
+//!   starts with `0x80`; a native message never does.
+//!
+//! ```
+//! use iris_model::{Iris, Species};
+//! use iris_protocol::{Message, Request, decode, python};
+//!
+//! let flower = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa)?;
+//! // From an iris client: a native message.
+//! let native = postcard::to_stdvec(&Message::Iris(flower))?;
+//! assert_eq!(decode(&native)?, Request::Flower(flower));
+//! // From the seed's Python client: a pickle, and then 'close'.
+//! let mut pickled = Vec::new();
+//! python::write_flower_frame(&mut pickled, &flower, "iris", "Iris");
+//! assert!(matches!(decode(&pickled)?, Request::PythonFlower(_)));
+//! assert_eq!(decode(&python::close_frame())?, Request::Close { acknowledge: false });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use iris_app::python::{self, PythonMessage};
-use iris_model::{Iris, Message, MessageError, PyIris};
+pub mod native;
+pub mod python;
+
+use iris_model::{Iris, PyIris};
+
+pub use native::{Message, MessageError, Reply};
+use python::PythonMessage;
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Request {
+pub enum Request {
     /// Report on this flower.
     Flower(Iris),
     /// Report on this flower from a Python client, whose measurements may
@@ -17,14 +49,14 @@ pub(crate) enum Request {
     /// The client is done; native clients wait for an acknowledgement,
     /// Python clients expect none.
     Close {
-        /// Whether to answer with [`iris_model::Reply::Closed`].
+        /// Whether to answer with [`Reply::Closed`].
         acknowledge: bool,
     },
 }
 
 /// Decodes a frame from either kind of client: a pickle from a Python
-/// program (first byte `0x80`, see [`iris_app::python`]) or a native message.
-pub(crate) fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
+/// program (first byte `0x80`, see [`python`]) or a native message.
+pub fn decode(frame: &[u8]) -> Result<Request, DecodeError> {
     if python::is_pickle(frame) {
         return match python::decode_frame(frame) {
             Ok(PythonMessage::Flower(iris)) => Ok(Request::PythonFlower(Box::new(iris))),
@@ -48,9 +80,10 @@ fn decode_native(frame: &[u8]) -> Result<Request, DecodeError> {
     }
 }
 
-/// Why a frame could not be understood.
+/// Why a frame could not be understood: what is wrong with it, naming the
+/// field of an invalid flower.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DecodeError(pub(crate) String);
+pub struct DecodeError(String);
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,10 +91,18 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
+impl std::error::Error for DecodeError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use iris_model::Species;
+
+    impl DecodeError {
+        fn contains(&self, text: &str) -> bool {
+            self.0.contains(text)
+        }
+    }
 
     #[test]
     fn native_messages_decode() {
@@ -107,7 +148,6 @@ mod tests {
         assert!(
             decode(&frame)
                 .expect_err("trailing")
-                .0
                 .contains("must be 1 bytes long")
         );
     }
@@ -121,6 +161,6 @@ mod tests {
         }
         frame.push(0);
         let err = decode(&frame).expect_err("negative length");
-        assert!(err.0.contains("sepal_length"), "{err}");
+        assert!(err.contains("sepal_length"), "{err}");
     }
 }

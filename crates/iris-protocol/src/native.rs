@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Iris, ModelError, Species};
+use iris_model::{Iris, ModelError, Species};
 
 /// The length of an encoded [`Message::Iris`]: its variant byte, four
 /// `f64`s, and the species byte.
@@ -68,11 +68,8 @@ impl Message {
                     bytes.copy_from_slice(&measurements[i * 8..i * 8 + 8]);
                     f64::from_le_bytes(bytes)
                 };
-                let species = match species {
-                    0 => Species::Setosa,
-                    1 => Species::Versicolor,
-                    2 => Species::Virginica,
-                    &other => return Err(MessageError::UnknownSpecies(other)),
+                let Some(species) = Species::from_index(*species) else {
+                    return Err(MessageError::UnknownSpecies(*species));
                 };
                 Iris::new(field(0), field(1), field(2), field(3), species)
                     .map(Message::Iris)
@@ -151,7 +148,7 @@ impl std::error::Error for MessageError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Species;
+    use iris_model::Species;
 
     fn seed() -> Iris {
         Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("seed flower is valid")

@@ -10,13 +10,13 @@
 //! **Telling pickles from native messages.** `Connection.send` pickles with
 //! the default protocol, at least 2 in every CPython 3, and a protocol 2+
 //! pickle starts with the `PROTO` opcode `0x80`. A native postcard
-//! [`Message`](iris_model::Message) starts with its variant index, a
+//! [`Message`](crate::Message) starts with its variant index, a
 //! one-byte varint below `0x80`, so the first byte decides.
 
 use std::fmt;
 use std::sync::LazyLock;
 
-use iris_model::{Iris, PyIris, PyNumber, Species};
+use iris_model::{Iris, MEASUREMENTS, PyIris, PyNumber, Species};
 use iris_pickle::{Field, Limits, PickleError, Value};
 
 /// The first byte of every pickle of protocol 2 or higher.
@@ -26,9 +26,6 @@ pub const PICKLE_PROTO: u8 = 0x80;
 pub const SEED_MODULE: &str = "iris";
 /// See [`SEED_MODULE`].
 pub const SEED_CLASS: &str = "Iris";
-
-/// The measurement attributes of the seed's `Iris` dataclass, in order.
-const MEASUREMENTS: [&str; 4] = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
 
 /// Whether `frame` is a pickle rather than a native message.
 pub fn is_pickle(frame: &[u8]) -> bool {
@@ -206,11 +203,12 @@ fn flower_from(object: &Value) -> Result<PyIris, PythonError> {
 /// Appends the frame payload the seed's client sends for `iris`:
 /// `pickle.dumps(pickle.dumps(module.Class(...)))`, protocol 4.
 pub fn write_flower_frame(out: &mut Vec<u8>, iris: &Iris, module: &str, class: &str) {
+    let [sl, sw, pl, pw] = MEASUREMENTS;
     let fields = [
-        ("sepal_length", Field::Float(iris.sepal_length())),
-        ("sepal_width", Field::Float(iris.sepal_width())),
-        ("petal_length", Field::Float(iris.petal_length())),
-        ("petal_width", Field::Float(iris.petal_width())),
+        (sl, Field::Float(iris.sepal_length())),
+        (sw, Field::Float(iris.sepal_width())),
+        (pl, Field::Float(iris.petal_length())),
+        (pw, Field::Float(iris.petal_width())),
         ("species", Field::Str(iris.species().as_str())),
     ];
     let inner = iris_pickle::dumps_object(module, class, &fields);
@@ -252,9 +250,9 @@ mod tests {
     #[test]
     fn native_messages_are_never_taken_for_pickles() {
         for message in [
-            iris_model::Message::Iris(seed()),
-            iris_model::Message::Close,
-            iris_model::Message::Ping,
+            crate::Message::Iris(seed()),
+            crate::Message::Close,
+            crate::Message::Ping,
         ] {
             let frame = postcard::to_stdvec(&message).expect("encode");
             assert!(!is_pickle(&frame), "{message:?}");
