@@ -18,13 +18,14 @@
 //! `RUST_LOG` are removed (the caller passes what it wants) and `NO_COLOR`
 //! is set.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+pub use iris_testkit::{
+    Finished, Lines, Process, Signal, Summary, TIMEOUT_ENV, parse_acknowledgement, timeout,
+};
 
 /// The environment variable holding the authkey.
 pub const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
@@ -34,20 +35,6 @@ pub const TEST_KEY: &str = "My voice is my password, verify me.";
 
 /// `IRIS_AUTHKEY=TEST_KEY`, for the `env` arguments.
 pub const KEY_ENV: (&str, &str) = (AUTHKEY_ENV, TEST_KEY);
-
-/// The environment variable that overrides [`timeout`], in seconds.
-pub const TIMEOUT_ENV: &str = "IRIS_E2E_TIMEOUT_SECS";
-
-/// How long any single wait may take before the test fails: 300 s unless
-/// [`TIMEOUT_ENV`] says otherwise. Generous, as the machine may be busy;
-/// a healthy run never comes close.
-pub fn timeout() -> Duration {
-    let seconds = std::env::var(TIMEOUT_ENV)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(300);
-    Duration::from_secs(seconds)
-}
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
@@ -157,342 +144,6 @@ fn next_to_test_executable() -> Binaries {
     Binaries {
         listener: find("iris-listener"),
         client: find("iris-client"),
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The lines a child writes to one pipe, read as they come by a thread that
-/// keeps draining the pipe so the child never blocks on it.
-#[derive(Debug)]
-pub struct Lines {
-    state: Mutex<LinesState>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct LinesState {
-    lines: Vec<String>,
-    ended: bool,
-}
-
-impl Lines {
-    fn read(pipe: impl Read + Send + 'static) -> Arc<Lines> {
-        let lines = Arc::new(Lines {
-            state: Mutex::new(LinesState::default()),
-            changed: Condvar::new(),
-        });
-        let writer = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut buffer = Vec::new();
-            loop {
-                buffer.clear();
-                match reader.read_until(b'\n', &mut buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if buffer.ends_with(b"\n") {
-                            buffer.pop();
-                        }
-                        let line = String::from_utf8_lossy(&buffer).into_owned();
-                        lock(&writer.state).lines.push(line);
-                        writer.changed.notify_all();
-                    }
-                }
-            }
-            lock(&writer.state).ended = true;
-            writer.changed.notify_all();
-        });
-        lines
-    }
-
-    /// The lines so far.
-    pub fn snapshot(&self) -> Vec<String> {
-        lock(&self.state).lines.clone()
-    }
-
-    /// Waits until `find` finds something in the lines so far, and returns
-    /// it; or, if the pipe ends first, returns `Err` with all the lines.
-    /// Panics after [`timeout`], saying it was waiting for `what`.
-    pub fn wait_for<T>(
-        &self,
-        what: &str,
-        mut find: impl FnMut(&[String]) -> Option<T>,
-    ) -> Result<T, Vec<String>> {
-        let deadline = Instant::now() + timeout();
-        let mut state = lock(&self.state);
-        loop {
-            if let Some(found) = find(&state.lines) {
-                return Ok(found);
-            }
-            if state.ended {
-                return Err(state.lines.clone());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out after {:?} waiting for {what}; lines so far:\n{}",
-                timeout(),
-                state.lines.join("\n")
-            );
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    /// Whether the pipe has ended (the child exited or closed it).
-    pub fn ended(&self) -> bool {
-        lock(&self.state).ended
-    }
-
-    /// Waits for the pipe to end (the child exited) and returns every line.
-    pub fn wait_end(&self, what: &str) -> Vec<String> {
-        match self.wait_for(what, |_| None::<()>) {
-            Ok(()) => unreachable!("the finder never finds"),
-            Err(lines) => lines,
-        }
-    }
-}
-
-/// A child process with its stdout and stderr read into [`Lines`]; killed
-/// when dropped.
-#[derive(Debug)]
-pub struct Process {
-    name: String,
-    child: Option<Child>,
-    stdout: Arc<Lines>,
-    stderr: Arc<Lines>,
-}
-
-impl Process {
-    /// Spawns `command` with stdin closed and stdout and stderr piped.
-    pub fn spawn(name: &str, command: Command) -> Process {
-        Process::spawn_with(name, command, Stdio::null(), None).0
-    }
-
-    /// Spawns `command` with standard input a pipe the caller writes (and
-    /// closes by dropping it), stdout and stderr piped.
-    pub fn spawn_with_stdin(name: &str, command: Command) -> (Process, ChildStdin) {
-        let (process, stdin) = Process::spawn_with(name, command, Stdio::piped(), None);
-        (process, stdin.expect("piped stdin"))
-    }
-
-    /// Spawns `command` with `stdin`, and stdout to `stdout` if given (a
-    /// file, or null for millions of lines no test should hold in memory;
-    /// [`Process::stdout`] then has no lines), else piped into [`Lines`].
-    pub fn spawn_with(
-        name: &str,
-        mut command: Command,
-        stdin: Stdio,
-        stdout: Option<Stdio>,
-    ) -> (Process, Option<ChildStdin>) {
-        let read_stdout = stdout.is_none();
-        let mut child = command
-            .stdin(stdin)
-            .stdout(stdout.unwrap_or_else(Stdio::piped))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
-        let stdout = match child.stdout.take() {
-            Some(pipe) if read_stdout => Lines::read(pipe),
-            _ => Lines::read(std::io::empty()),
-        };
-        let stderr = Lines::read(child.stderr.take().expect("piped stderr"));
-        let stdin = child.stdin.take();
-        let process = Process {
-            name: name.to_owned(),
-            child: Some(child),
-            stdout,
-            stderr,
-        };
-        (process, stdin)
-    }
-
-    /// The child's standard output.
-    pub fn stdout(&self) -> &Lines {
-        &self.stdout
-    }
-
-    /// The child's standard error.
-    pub fn stderr(&self) -> &Lines {
-        &self.stderr
-    }
-
-    /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("not reaped yet")
-    }
-
-    /// Sends `signal` (a name such as `TERM`) with kill(1). The child is not
-    /// reaped before [`Process::finish`], so its id cannot have been reused.
-    pub fn signal(&self, signal: &str) {
-        let pid = self.pid();
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill(1)");
-        assert!(
-            status.success(),
-            "kill -{signal} {pid} ({}) failed",
-            self.name
-        );
-    }
-
-    /// Kills the child with SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            child.kill().expect("SIGKILL the child");
-        }
-    }
-
-    /// Waits for the child to close its pipes and exit; returns what it
-    /// printed. Panics after [`timeout`].
-    pub fn finish(mut self) -> Finished {
-        let what = format!("{} to exit", self.name);
-        let stderr = self.stderr.wait_end(&what);
-        let stdout = self.stdout.wait_end(&what);
-        let mut child = self.child.take().expect("not reaped yet");
-        let status = child.wait().expect("wait for the child");
-        Finished {
-            name: self.name.clone(),
-            status,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// What a finished child printed, and how it exited.
-#[derive(Debug)]
-pub struct Finished {
-    /// Which child, for messages.
-    pub name: String,
-    /// How it exited.
-    pub status: ExitStatus,
-    /// Its stdout lines.
-    pub stdout: Vec<String>,
-    /// Its stderr lines.
-    pub stderr: Vec<String>,
-}
-
-impl Finished {
-    /// The exit code (`None` when killed by a signal).
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    /// Panics, showing what the child printed, unless it exited with `code`.
-    pub fn assert_code(&self, code: i32) -> &Finished {
-        assert_eq!(self.code(), Some(code), "{}", self.describe());
-        self
-    }
-
-    /// Everything about the run, for assertion messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} exited with {}\n--- stdout ({} lines, last 20):\n{}\n--- stderr:\n{}",
-            self.name,
-            self.status,
-            self.stdout.len(),
-            self.stdout[self.stdout.len().saturating_sub(20)..].join("\n"),
-            self.stderr.join("\n")
-        )
-    }
-
-    /// The whole of stderr.
-    pub fn stderr_text(&self) -> String {
-        self.stderr.join("\n")
-    }
-
-    /// The stdout lines that start with `Area: `.
-    pub fn area_lines(&self) -> Vec<&str> {
-        self.stdout
-            .iter()
-            .map(String::as_str)
-            .filter(|line| line.starts_with("Area: "))
-            .collect()
-    }
-
-    /// The listener's `summary:` line; panics if there is none.
-    pub fn summary(&self) -> Summary {
-        self.stderr
-            .iter()
-            .find_map(|line| Summary::parse(line))
-            .unwrap_or_else(|| panic!("no `summary:` line\n{}", self.describe()))
-    }
-
-    /// A client's `sent N flowers to ADDR; M acknowledged` line, as
-    /// `(N, M)`, if it printed one.
-    pub fn acknowledgement(&self) -> Option<(u64, u64)> {
-        self.stdout
-            .iter()
-            .find_map(|line| parse_acknowledgement(line))
-    }
-
-    /// The `M` of a client's acknowledgement, 0 when it printed none.
-    pub fn acknowledged(&self) -> u64 {
-        self.acknowledgement().map_or(0, |(_, acked)| acked)
-    }
-}
-
-/// Parses `sent N flowers to ADDR; M acknowledged` into `(N, M)`.
-pub fn parse_acknowledgement(line: &str) -> Option<(u64, u64)> {
-    let rest = line.trim().strip_prefix("sent ")?;
-    let (sent, rest) = rest.split_once(' ')?;
-    let (_, acked) = rest.rsplit_once("; ")?;
-    let acked = acked.strip_suffix(" acknowledged")?;
-    Some((sent.parse().ok()?, acked.trim().parse().ok()?))
-}
-
-/// The listener's `summary: connections=C rejected=R flowers=F setosa=A
-/// versicolor=B virginica=D` line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Summary {
-    /// The line from `summary:` on.
-    pub line: String,
-    /// Its `key=value` fields.
-    pub fields: BTreeMap<String, u64>,
-}
-
-impl Summary {
-    /// Parses the part of `line` from `summary:` on, if it has one.
-    pub fn parse(line: &str) -> Option<Summary> {
-        let at = line.find("summary:")?;
-        let line = line[at..].trim_end().to_owned();
-        let fields = line["summary:".len()..]
-            .split_whitespace()
-            .filter_map(|field| {
-                let (key, value) = field.split_once('=')?;
-                Some((
-                    key.to_owned(),
-                    value.trim_end_matches([',', ';']).parse().ok()?,
-                ))
-            })
-            .collect();
-        Some(Summary { line, fields })
-    }
-
-    /// The value of `key`; panics if the line has none.
-    pub fn get(&self, key: &str) -> u64 {
-        *self
-            .fields
-            .get(key)
-            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.line))
     }
 }
 
@@ -645,7 +296,7 @@ impl ListenerProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        self.process.signal("TERM");
+        self.process.signal(Signal::SIGTERM);
     }
 
     /// Sends SIGKILL.
@@ -746,7 +397,7 @@ pub struct SeedPort {
 /// port; panics saying which process has it and how to stop it.
 pub fn seed_port() -> SeedPort {
     static PORT: Mutex<()> = Mutex::new(());
-    let guard = lock(&PORT);
+    let guard = PORT.lock().unwrap_or_else(PoisonError::into_inner);
     if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", SEED_PORT)) {
         let holder = match listening_process(SEED_PORT) {
             Some((pid, command)) => format!(
@@ -823,32 +474,6 @@ pub fn listening_process(port: u16) -> Option<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_acknowledgements() {
-        assert_eq!(
-            parse_acknowledgement("sent 1000 flowers to 127.0.0.1:4567; 999 acknowledged"),
-            Some((1000, 999))
-        );
-        assert_eq!(
-            parse_acknowledgement("sent 1 flowers to /tmp/a; b/iris.sock; 1 acknowledged"),
-            Some((1, 1))
-        );
-        assert_eq!(parse_acknowledgement("Area: 1.0"), None);
-    }
-
-    #[test]
-    fn parses_summaries() {
-        let summary = Summary::parse(
-            "2026-11-25T17:00:00Z  INFO summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=50 virginica=50",
-        )
-        .expect("a summary");
-        assert_eq!(summary.get("connections"), 3);
-        assert_eq!(summary.get("rejected"), 1);
-        assert_eq!(summary.get("flowers"), 150);
-        assert_eq!(summary.get("virginica"), 50);
-        assert!(Summary::parse("listening on 127.0.0.1:1").is_none());
-    }
 
     #[test]
     fn splits_csv_with_a_header_on_each_part() {

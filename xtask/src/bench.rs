@@ -25,7 +25,6 @@ mod scenarios;
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -228,7 +227,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         baseline,
         extras,
         scratch,
-        key: random_hex(32)?,
+        key: crate::key::random_hex(32)?,
         next_host: Cell::new(0),
         next_file: Cell::new(0),
         runs: RefCell::new(Vec::new()),
@@ -517,7 +516,8 @@ impl Machine {
                 .unwrap_or_default(),
             memory_gib,
             rustc,
-            open_files: proc::open_files_limit(),
+            open_files: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .ok(),
             tcp_tw_reuse: std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
                 .ok()
                 .map(|text| text.trim().to_owned()),
@@ -534,19 +534,6 @@ impl Machine {
         }
         line
     }
-}
-
-/// `bytes` random bytes from /dev/urandom, hex-encoded.
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buffer = vec![0; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut urandom| urandom.read_exact(&mut buffer))
-        .context("cannot read /dev/urandom")?;
-    let mut hex = String::with_capacity(2 * bytes);
-    for byte in buffer {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    Ok(hex)
 }
 
 #[cfg(test)]

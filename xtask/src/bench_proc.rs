@@ -427,44 +427,6 @@ pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
-/// The soft and hard limits on open files, from `/proc/self/limits`.
-pub(crate) fn open_files_limit() -> Option<(u64, u64)> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))?;
-    let mut numbers = line["Max open files".len()..].split_whitespace();
-    let parse = |word: Option<&str>| match word {
-        Some("unlimited") => Some(u64::MAX),
-        Some(word) => word.parse().ok(),
-        None => None,
-    };
-    Some((parse(numbers.next())?, parse(numbers.next())?))
-}
-
-/// `command`, run through `sh` with the soft limit on open files raised to
-/// `files` first (`ulimit -S -n`). The shell `exec`s the program, so its
-/// process id stays the one the guard knows.
-pub(crate) fn with_open_files(command: &Command, files: u64) -> Command {
-    let mut wrapped = Command::new("sh");
-    wrapped
-        .arg("-c")
-        .arg(r#"ulimit -S -n "$0" || exit 111; exec "$@""#)
-        .arg(files.to_string())
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    if let Some(dir) = command.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

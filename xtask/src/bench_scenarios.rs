@@ -18,6 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use iris_testkit::{Summary, acknowledged};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde_json::json;
 
 use super::proc::{self, Finished, Gated, Server};
@@ -392,7 +394,9 @@ fn stream_iris(env: &Env, clients: u64, total: u64, codec: Codec) -> anyhow::Res
         listener.stop(STOP_TIMEOUT)?
     };
     ensure!(status.success(), "iris-listener exited with {status}");
-    let counted = log.iter().find_map(|line| summary_value(line, "flowers"));
+    let counted = log
+        .iter()
+        .find_map(|line| Summary::parse(line).and_then(|s| s.value("flowers")));
     ensure!(
         counted == Some(each * clients),
         "iris-listener counted {counted:?} flowers, expected {}",
@@ -454,28 +458,6 @@ fn last_exit(finished: &[Finished]) -> anyhow::Result<Instant> {
         .map(|client| client.exited)
         .max()
         .context("no clients ran")
-}
-
-/// The `M` of the client's `sent N flowers to ADDR; M acknowledged` line.
-fn acknowledged(stdout: &str) -> Option<u64> {
-    stdout.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("sent ")?;
-        let (_, acked) = rest.rsplit_once("; ")?;
-        acked.strip_suffix(" acknowledged")?.trim().parse().ok()
-    })
-}
-
-/// The value of `key=` in the listener's `summary: ...` line.
-fn summary_value(line: &str, key: &str) -> Option<u64> {
-    let at = line.find("summary:")?;
-    line[at..].split_whitespace().find_map(|field| {
-        field
-            .strip_prefix(key)?
-            .strip_prefix('=')?
-            .trim_end_matches([',', ';'])
-            .parse()
-            .ok()
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -967,22 +949,22 @@ const IDLE_CONNECTIONS: u64 = 1_000;
 const IDLE_OPEN_FILES: u64 = IDLE_CONNECTIONS + 1_000;
 
 fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
-    let wrap = match proc::open_files_limit() {
-        Some((soft, _)) if soft >= IDLE_OPEN_FILES => false,
-        Some((soft, hard)) => {
-            if hard < IDLE_OPEN_FILES {
-                env.note(format!(
-                    "idle skipped: it needs {IDLE_OPEN_FILES} open files but the hard limit is {hard} (raise it: ulimit -Hn)"
-                ));
-                return Ok(Vec::new());
-            }
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the limit on open files")?;
+    if soft < IDLE_OPEN_FILES {
+        if hard < IDLE_OPEN_FILES {
             env.note(format!(
-                "idle: the soft limit on open files is {soft}; the listener and the client run with {IDLE_OPEN_FILES}"
+                "idle skipped: it needs {IDLE_OPEN_FILES} open files but the hard limit is {hard} (raise it: ulimit -Hn)"
             ));
-            true
+            return Ok(Vec::new());
         }
-        None => false,
-    };
+        // Raised for this process, so for the children it starts from now.
+        setrlimit(Resource::RLIMIT_NOFILE, IDLE_OPEN_FILES, hard)
+            .context("cannot raise the soft limit on open files")?;
+        env.note(format!(
+            "idle: the soft limit on open files was {soft}; the listener and the client run with {IDLE_OPEN_FILES}"
+        ));
+    }
     let rounds = if env.quick { 1 } else { 3 };
     let mut metrics = vec![
         metric(
@@ -1014,16 +996,16 @@ fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
             rounds,
         },
         &mut metrics,
-        |side| idle_run(env, side, wrap),
+        |side| idle_run(env, side),
     )?;
     Ok(metrics)
 }
 
-fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
+fn idle_run(env: &Env, side: Side<'_>) -> anyhow::Result<Measured> {
     let host = env.fresh_host();
     let address_file = env.fresh_file("address");
     let connections = IDLE_CONNECTIONS.to_string();
-    let (server_command, name) = match side {
+    let (mut server_command, name) = match side {
         Side::Iris => {
             let mut command = env.iris_command(&env.listener_bin);
             command
@@ -1038,14 +1020,7 @@ fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
         }
         Side::Floor => bail!("idle has no floor"),
     };
-    let open_files = |command: Command| {
-        if wrap {
-            proc::with_open_files(&command, IDLE_OPEN_FILES)
-        } else {
-            command
-        }
-    };
-    let mut server = Server::start(&name, &mut open_files(server_command), &address_file)?;
+    let mut server = Server::start(&name, &mut server_command, &address_file)?;
     // Settle, then the listener's memory before any connection.
     std::thread::sleep(Duration::from_millis(100));
     let before = proc::rss_mib(server.pid())?;
@@ -1070,7 +1045,7 @@ fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
         }
         Side::Floor => {}
     }
-    let mut gated = Gated::spawn("iris-bench idle", vec![open_files(client)])?;
+    let mut gated = Gated::spawn("iris-bench idle", vec![client])?;
     gated.wait_stdout_line(0, "ready", RUN_TIMEOUT)?;
     if !matches!(side, Side::Iris) {
         // Every accept() returned: all authenticated, held in wait().
@@ -1108,22 +1083,6 @@ fn idle_run(env: &Env, side: Side<'_>, wrap: bool) -> anyhow::Result<Measured> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_the_clients_acknowledgement() {
-        assert_eq!(
-            acknowledged("sent 50 flowers to 127.0.0.1:4000; 50 acknowledged\n"),
-            Some(50)
-        );
-        assert_eq!(acknowledged("nothing"), None);
-    }
-
-    #[test]
-    fn parses_the_summary() {
-        let line = "summary: connections=3 rejected=0 flowers=150 setosa=50";
-        assert_eq!(summary_value(line, "flowers"), Some(150));
-        assert_eq!(summary_value("INFO flowers=3", "flowers"), None);
-    }
 
     #[test]
     fn percentiles_of_latencies() {

@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod fuzz;
 mod generate;
+mod key;
 mod process;
 mod test;
 

@@ -9,6 +9,7 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitSta
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, ensure};
+use iris_testkit::Signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -71,21 +72,13 @@ pub(crate) fn kill_all() {
 
 fn kill(pids: &BTreeSet<u32>) {
     for &pid in pids {
-        let _ = send_signal(pid, "KILL");
+        let _ = send_signal(pid, Signal::SIGKILL);
     }
 }
 
-/// Sends `signal` (a name such as `TERM`) to `pid` with kill(1).
-fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .context("cannot run kill(1)")?;
-    ensure!(status.success(), "kill -{signal} {pid} failed: {status}");
-    Ok(())
+/// Sends `signal` to `pid`.
+fn send_signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
+    iris_testkit::send_signal(pid, signal).with_context(|| format!("kill -{signal} {pid} failed"))
 }
 
 /// A child process that is killed and reaped when dropped.
@@ -151,7 +144,7 @@ impl Guarded {
     /// Asks the child to stop with SIGTERM.
     pub(crate) fn terminate(&self) -> anyhow::Result<()> {
         ensure!(self.child.is_some(), "{} was already reaped", self.name);
-        send_signal(self.pid, "TERM").with_context(|| format!("cannot stop {}", self.name))
+        send_signal(self.pid, Signal::SIGTERM).with_context(|| format!("cannot stop {}", self.name))
     }
 
     /// Reaps the child. Call it once the child closed its pipes (it exited),

@@ -10,9 +10,18 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
+pub mod process;
+pub mod report;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
+
+pub use nix::sys::signal::Signal;
+pub use process::{
+    Finished, Lines, Process, TIMEOUT_ENV, send_signal, send_signal_to_group, timeout,
+};
+pub use report::{Summary, acknowledged, parse_acknowledgement};
 
 /// Set to `1` to make a missing interpreter fail the test instead of
 /// skipping it (`cargo xtask test` does).
@@ -200,91 +209,6 @@ pub fn python3(test: &str) -> Option<Python> {
     pythons(test)
         .into_iter()
         .find(|python| python.version == "3.11")
-}
-
-/// A child process that is killed when dropped, so a failing test never
-/// leaves one behind.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Option<Child>,
-    stdout: Option<BufReader<ChildStdout>>,
-}
-
-impl ChildGuard {
-    /// Spawns `command` with piped stdout and stderr.
-    pub fn spawn(mut command: Command) -> ChildGuard {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let stdout = child.stdout.take().map(BufReader::new);
-        ChildGuard {
-            child: Some(child),
-            stdout,
-        }
-    }
-
-    /// Reads stdout up to the next line; panics with the child's stderr if
-    /// it ends first.
-    pub fn read_line(&mut self) -> String {
-        let mut line = String::new();
-        let read = self
-            .stdout
-            .as_mut()
-            .map(|stdout| stdout.read_line(&mut line))
-            .unwrap_or(Ok(0));
-        match read {
-            Ok(n) if n > 0 => line.trim_end_matches('\n').to_owned(),
-            _ => {
-                let output = self.finish();
-                panic!(
-                    "the child ended before printing a line ({}); stderr:\n{}",
-                    output.status, output.stderr
-                );
-            }
-        }
-    }
-
-    /// Waits for the child to exit and collects what it printed.
-    pub fn finish(&mut self) -> Finished {
-        let mut child = self.child.take().expect("the child is still owned");
-        let mut stdout = String::new();
-        if let Some(mut reader) = self.stdout.take() {
-            let _ = reader.read_to_string(&mut stdout);
-        }
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        let status = child.wait().expect("wait for the child");
-        Finished {
-            status,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// What a finished child printed, and how it exited.
-#[derive(Debug)]
-pub struct Finished {
-    /// The exit status.
-    pub status: std::process::ExitStatus,
-    /// The rest of standard output.
-    pub stdout: String,
-    /// All of standard error.
-    pub stderr: String,
 }
 
 #[cfg(test)]

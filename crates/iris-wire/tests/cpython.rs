@@ -54,7 +54,7 @@ fn rust_listener_serves_cpython_clients() {
             result
         });
         assert_eq!(peer.read_line(), "AUTHENTICATED");
-        assert_peer_done(&mut peer, "DONE");
+        assert_peer_done(peer, "DONE");
         server.join().expect("server thread").expect("conversation");
     }
 }
@@ -62,7 +62,7 @@ fn rust_listener_serves_cpython_clients() {
 #[test]
 fn rust_client_talks_to_cpython_listeners() {
     for python in pythons("rust_client_talks_to_cpython_listeners") {
-        let (mut peer, address) = python_listener(&python);
+        let (peer, address) = python_listener(&python);
         let mut connection =
             Client::connect_with(&address, KEY, &options_for(&python)).expect("connect");
         assert!(
@@ -72,7 +72,7 @@ fn rust_client_talks_to_cpython_listeners() {
         );
         converse(&mut connection, &python).expect("conversation");
         connection.close().expect("close");
-        assert_peer_done(&mut peer, "AUTHENTICATED\nDONE");
+        assert_peer_done(peer, "AUTHENTICATED\nDONE");
     }
 }
 
@@ -81,7 +81,7 @@ fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
     for python in pythons("a_wrong_key_fails_on_both_sides_with_a_rust_listener") {
         let listener = Listener::bind_with("127.0.0.1:0", KEY, options_for(&python)).expect("bind");
         let port = port_of(&listener);
-        let mut peer = python_peer(&python, b"not the key", &["client", "127.0.0.1", &port]);
+        let peer = python_peer(&python, b"not the key", &["client", "127.0.0.1", &port]);
         let err = listener.accept().expect_err("wrong key must fail");
         assert!(
             matches!(err, Error::Authentication(AuthError::WrongDigest)),
@@ -94,15 +94,15 @@ fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
             output.status.code(),
             Some(3),
             "{}{}",
-            output.stdout,
-            output.stderr
+            output.stdout_text(),
+            output.stderr_text()
         );
         assert!(
             output
-                .stdout
+                .stdout_text()
                 .contains("AuthenticationError: digest sent was rejected"),
             "{}",
-            output.stdout
+            output.stdout_text()
         );
     }
 }
@@ -110,7 +110,7 @@ fn a_wrong_key_fails_on_both_sides_with_a_rust_listener() {
 #[test]
 fn a_wrong_key_fails_on_both_sides_with_a_cpython_listener() {
     for python in pythons("a_wrong_key_fails_on_both_sides_with_a_cpython_listener") {
-        let (mut peer, address) = python_listener(&python);
+        let (peer, address) = python_listener(&python);
         let err = Client::connect_with(&address, b"not the key", &options_for(&python))
             .expect_err("wrong key must fail");
         assert!(
@@ -123,15 +123,15 @@ fn a_wrong_key_fails_on_both_sides_with_a_cpython_listener() {
             output.status.code(),
             Some(3),
             "{}{}",
-            output.stdout,
-            output.stderr
+            output.stdout_text(),
+            output.stderr_text()
         );
         assert!(
             output
-                .stdout
+                .stdout_text()
                 .contains("AuthenticationError: digest received was wrong"),
             "{}",
-            output.stdout
+            output.stdout_text()
         );
     }
 }
@@ -145,7 +145,7 @@ fn legacy_cpython_needs_legacy_md5_enabled() {
         // As a client of our listener.
         let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
         let port = port_of(&listener);
-        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
         let err = listener.accept().expect_err("legacy refused");
         assert!(
             matches!(err, Error::Authentication(AuthError::LegacyMd5Disabled)),
@@ -188,7 +188,7 @@ fn a_stream_the_caller_accepted_serves_cpython_clients() {
         let (stream, unread) = connection.into_parts().expect("the stream back");
         assert!(unread.is_empty());
         drop(stream);
-        assert_peer_done(&mut peer, "DONE");
+        assert_peer_done(peer, "DONE");
     }
 }
 
@@ -212,11 +212,15 @@ fn a_connection_refused_before_the_challenge_is_told_apart() {
     let listener = refuse.join().expect("listener");
     let port = port_of(&listener);
     for python in pythons("a_connection_refused_before_the_challenge_is_told_apart") {
-        let mut peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
+        let peer = python_peer(&python, KEY, &["client", "127.0.0.1", &port]);
         let (stream, _) = listener.accept_stream().expect("accept");
         drop(stream);
         let output = peer.finish();
-        assert!(!output.status.success(), "{}", output.stdout);
-        assert!(output.stderr.contains("EOFError"), "{}", output.stderr);
+        assert!(!output.status.success(), "{}", output.stdout_text());
+        assert!(
+            output.stderr_text().contains("EOFError"),
+            "{}",
+            output.stderr_text()
+        );
     }
 }

@@ -250,7 +250,7 @@ fn async_listener_serves_cpython_clients() {
             connection.close().await
         });
         assert_eq!(peer.read_line(), "AUTHENTICATED");
-        assert_peer_done(&mut peer, "DONE");
+        assert_peer_done(peer, "DONE");
         rt.block_on(server).expect("task").expect("conversation");
     }
 }
@@ -259,7 +259,7 @@ fn async_listener_serves_cpython_clients() {
 fn async_client_talks_to_cpython_listeners() {
     let rt = runtime();
     for python in pythons("async_client_talks_to_cpython_listeners") {
-        let (mut peer, address) = python_listener(&python);
+        let (peer, address) = python_listener(&python);
         rt.block_on(async {
             let mut connection = AsyncClient::connect_with(&address, KEY, &options_for(&python))
                 .await
@@ -269,6 +269,6 @@ fn async_client_talks_to_cpython_listeners() {
                 .expect("conversation");
             connection.close().await.expect("close");
         });
-        assert_peer_done(&mut peer, "AUTHENTICATED\nDONE");
+        assert_peer_done(peer, "AUTHENTICATED\nDONE");
     }
 }

@@ -26,8 +26,7 @@ fn a_wrong_key_is_rejected_and_the_listener_keeps_serving() {
 
     // The listener is still serving: a good client right after succeeds.
     let good = send(listener.address(), &["--flower", &flower]);
-    good.assert_code(0);
-    assert_eq!(good.acknowledgement(), Some((1, 1)), "{}", good.describe());
+    good.assert_all_acknowledged(1);
 
     let finished = listener.stop();
     finished.assert_code(0);
@@ -99,13 +98,7 @@ fn keys_can_come_from_files() {
         ),
         &[],
     );
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((1, 1)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(1);
 
     let finished = listener.stop();
     finished.assert_code(0);

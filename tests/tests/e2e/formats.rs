@@ -11,13 +11,7 @@ fn json_output_has_every_field_and_the_exact_area() {
     let listener = ListenerProcess::start(&["--format", "json"], &[KEY_ENV]);
     let csv = iris_csv();
     let client = send(listener.address(), &[csv.to_str().expect("a UTF-8 path")]);
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((150, 150)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(150);
 
     let finished = listener.stop();
     finished.assert_code(0);
@@ -102,13 +96,7 @@ fn a_unix_socket_address_works() {
             &flowers[2],
         ],
     );
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((3, 3)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(3);
 
     let finished = listener.stop();
     finished.assert_code(0);
@@ -123,13 +111,7 @@ fn once_exits_by_itself_after_the_first_connection() {
     let listener = ListenerProcess::start(&["--once"], &[KEY_ENV]);
     let flower = FLOWERS[2].arg();
     let client = send(listener.address(), &["--flower", &flower, "--repeat", "3"]);
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((3, 3)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(3);
 
     // No signal: the listener ends on its own.
     let finished = listener.finish();

@@ -72,13 +72,7 @@ fn trickling_peers_do_not_keep_a_real_client_out() {
     let flower = FLOWERS[0].arg();
     let client = send(&address, &["--flower", &flower]);
     let client_done = Instant::now();
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((1, 1)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(1);
 
     let cut: Vec<Instant> = tricklers
         .into_iter()
@@ -129,13 +123,7 @@ fn past_the_handshake_limit_connections_wait_for_a_slot() {
     let started = Instant::now();
     let flower = FLOWERS[1].arg();
     let client = send(&address, &["--flower", &flower]);
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((1, 1)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(1);
     // It had to wait for a slow peer's deadline: the listener kept it in
     // the backlog rather than refusing it.
     assert!(
@@ -169,13 +157,7 @@ fn with_once_a_trickling_peer_does_not_block_the_real_client() {
         args.extend(["--flower", flower.as_str()]);
     }
     let client = send(&address, &args);
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((3, 3)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(3);
 
     // The listener exits after the real client's session, without waiting
     // for the trickler's handshake to reach its deadline.

@@ -65,13 +65,7 @@ fn three_clients_at_once_print_the_same_areas_as_the_python_seed() {
         .collect();
     for client in clients {
         let finished = client.finish();
-        finished.assert_code(0);
-        assert_eq!(
-            finished.acknowledgement(),
-            Some((50, 50)),
-            "{}",
-            finished.describe()
-        );
+        finished.assert_all_acknowledged(50);
     }
     let finished = listener.stop();
     finished.assert_code(0);

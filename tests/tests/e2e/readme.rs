@@ -141,10 +141,7 @@ struct Group(u32);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .stderr(std::process::Stdio::null())
-            .status();
+        let _ = iris_testkit::send_signal_to_group(self.0, iris_testkit::Signal::SIGKILL);
     }
 }
 
@@ -200,11 +197,8 @@ fn run_pair(first: &Block, second: &Block, end: End) -> (Finished, Finished) {
 /// Sends SIGTERM to the program listening on port 6000, as Ctrl-C would.
 fn stop_listener_on_port_6000() {
     let (pid, _) = listening_process(SEED_PORT).expect("a listener on port 6000");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill(1)");
-    assert!(status.success(), "kill -TERM {pid} failed");
+    iris_testkit::send_signal(pid, iris_testkit::Signal::SIGTERM)
+        .unwrap_or_else(|e| panic!("kill -TERM {pid} failed: {e}"));
 }
 
 /// Turns a README output sample into a snapbox pattern: timestamps,

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-use iris_e2e::{KEY_ENV, ListenerProcess, client_args, iris_csv, send, spawn_client_with_stdin};
+use iris_e2e::{
+    KEY_ENV, ListenerProcess, Signal, client_args, iris_csv, send, spawn_client_with_stdin,
+};
 
 use crate::{FLOWERS, area_of};
 
@@ -30,13 +32,7 @@ fn a_live_feed_is_delivered_row_by_row() {
     drop(feed);
 
     let client = client.finish();
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((2, 2)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(2);
     let finished = listener.stop();
     finished.assert_code(0);
     let areas: Vec<f64> = finished.area_lines().into_iter().map(area_of).collect();
@@ -45,7 +41,7 @@ fn a_live_feed_is_delivered_row_by_row() {
 
 #[test]
 fn a_signal_stops_reading_and_what_was_sent_is_acknowledged() {
-    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
         let listener = ListenerProcess::start(&[], &[KEY_ENV]);
         let (client, mut feed) =
             spawn_client_with_stdin(&client_args("send", listener.address(), &["-"]), &[KEY_ENV]);
@@ -125,13 +121,7 @@ fn ten_million_rows_are_sent_in_constant_memory() {
         &[path.to_str().expect("UTF-8 path"), "-v"],
     );
     eprintln!("sent {ROWS} rows in {:.1?}", started.elapsed());
-    client.assert_code(0);
-    assert_eq!(
-        client.acknowledgement(),
-        Some((ROWS, ROWS)),
-        "{}",
-        client.describe()
-    );
+    client.assert_all_acknowledged(ROWS);
     let peak = reported_peak_kib(&client.stderr)
         .unwrap_or_else(|| panic!("no peak memory in the log\n{}", client.describe()));
     eprintln!(
@@ -231,8 +221,7 @@ fn json_lines_from_a_listener_replay_into_another() {
     }
     drop(feed);
     let client = client.finish();
-    client.assert_code(0);
-    assert_eq!(client.acknowledgement(), Some((150, 150)));
+    client.assert_all_acknowledged(150);
     let replayed = listener.finish();
     replayed.assert_code(0);
     assert_eq!(replayed.area_lines(), reference.area_lines());
@@ -246,8 +235,7 @@ fn a_file_is_repeated_and_stdin_with_repeat_is_read_first() {
         listener.address(),
         &[csv.to_str().expect("UTF-8 path"), "--repeat", "3"],
     );
-    client.assert_code(0);
-    assert_eq!(client.acknowledgement(), Some((450, 450)));
+    client.assert_all_acknowledged(450);
 
     let text = std::fs::read_to_string(&csv).expect("the data set");
     let (client, mut feed) = spawn_client_with_stdin(
@@ -257,8 +245,7 @@ fn a_file_is_repeated_and_stdin_with_repeat_is_read_first() {
     feed.write_all(text.as_bytes()).expect("write stdin");
     drop(feed);
     let client = client.finish();
-    client.assert_code(0);
-    assert_eq!(client.acknowledgement(), Some((300, 300)));
+    client.assert_all_acknowledged(300);
 
     let finished = listener.stop();
     assert_eq!(finished.summary().get("flowers"), 750);

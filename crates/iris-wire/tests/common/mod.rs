@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use iris_testkit::{ChildGuard, Python};
+use iris_testkit::{Process, Python};
 
 pub const KEY: &[u8] = b"My voice is my password, verify me.";
 pub const BIG_LEN: usize = 100 << 20;
@@ -22,18 +22,18 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Starts `wire_peer.py ARGS` under `python`, with `key`.
-pub fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> ChildGuard {
+pub fn python_peer(python: &Python, key: &[u8], args: &[&str]) -> Process {
     let mut command = python.command();
     command
         .arg(peer_script())
         .args(args)
         .env("IRIS_TEST_AUTHKEY", hex(key));
-    ChildGuard::spawn(command)
+    Process::spawn(&format!("CPython {} wire_peer.py", python.version), command)
 }
 
 /// Starts the Python peer as a listener with the right key; returns it and
 /// the address it listens on.
-pub fn python_listener(python: &Python) -> (ChildGuard, String) {
+pub fn python_listener(python: &Python) -> (Process, String) {
     let mut peer = python_peer(python, KEY, &["listener"]);
     let line = peer.read_line();
     let port = line.strip_prefix("LISTENING ").expect("LISTENING <port>");
@@ -51,14 +51,18 @@ pub fn greeting(python: &Python) -> Vec<u8> {
     format!("hello from python {}", python.version).into_bytes()
 }
 
-/// Checks that the Python peer ended the conversation well.
-pub fn assert_peer_done(peer: &mut ChildGuard, expected_stdout: &str) {
+/// Checks that the Python peer ended the conversation well: it exited 0 and
+/// the last lines it printed are `expected_stdout`.
+pub fn assert_peer_done(peer: Process, expected_stdout: &str) {
     let output = peer.finish();
     assert!(
         output.status.success(),
-        "python failed: {}{}",
-        output.stdout,
-        output.stderr
+        "python failed: {}",
+        output.describe()
     );
-    assert_eq!(output.stdout.trim(), expected_stdout);
+    assert!(
+        output.stdout_text().ends_with(expected_stdout),
+        "expected the output to end with {expected_stdout:?}: {}",
+        output.describe()
+    );
 }
