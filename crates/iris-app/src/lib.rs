@@ -1,7 +1,7 @@
 //! What the `iris-listener` and `iris-client` binaries share: the flags both
 //! take, how the authkey is loaded, logging, hints that name their flags,
-//! completions and man pages ([`generate`]), and the frames Python programs
-//! send ([`python`]).
+//! and completions and man pages ([`generate`]). The frames Python programs
+//! send are `iris-protocol`'s.
 //!
 //! ```
 //! use clap::Parser;
@@ -40,8 +40,15 @@ pub const DEFAULT_ADDRESS: &str = "localhost:6000";
 /// after the subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectionArgs {
-    /// HOST:PORT, [IPV6]:PORT, or a Unix socket path (anything containing '/').
-    #[arg(long, env = "IRIS_ADDRESS", default_value = DEFAULT_ADDRESS, global = true)]
+    /// Where to listen or connect: `HOST:PORT`, `[IPV6]:PORT`, or a Unix
+    /// socket path (anything containing '/').
+    #[arg(
+        long,
+        env = "IRIS_ADDRESS",
+        default_value = DEFAULT_ADDRESS,
+        global = true,
+        help = "HOST:PORT, [IPV6]:PORT, or a Unix socket path (anything containing '/')"
+    )]
     pub address: String,
 
     /// Read the authkey from this file: its bytes, less one trailing newline.

@@ -144,12 +144,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// The summary printed to stderr when the listener stops.
 fn summary_line(summary: &Summary) -> String {
     let [setosa, versicolor, virginica] = summary.flowers.per_species;
-    format!(
+    let mut line = format!(
         "summary: connections={} rejected={} flowers={} setosa={setosa} versicolor={versicolor} virginica={virginica}",
         summary.connections,
         summary.rejected,
         summary.flowers.total(),
-    )
+    );
+    // Only when some were: connections still open when the shutdown bound
+    // ran out, whose unacknowledged flowers their clients report.
+    if summary.abandoned > 0 {
+        line.push_str(&format!(" abandoned={}", summary.abandoned));
+    }
+    line
 }
 
 /// Starts queueing SIGINT and SIGTERM instead of dying of them.
@@ -213,6 +219,8 @@ mod tests {
             summary_line(&summary),
             "summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=49 virginica=51"
         );
+        summary.abandoned = 2;
+        assert!(summary_line(&summary).ends_with("virginica=51 abandoned=2"));
     }
 
     #[test]
