@@ -64,7 +64,7 @@ fn a_signal_stops_reading_and_what_was_sent_is_acknowledged() {
         assert!(
             client
                 .stderr_text()
-                .contains(&format!("stopped by SIG{signal}")),
+                .contains(&format!("stopped by {signal}")),
             "{}",
             client.describe()
         );
