@@ -388,40 +388,11 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Asks `path` for its `major.minor.micro` version.
-fn python_version(path: &Path) -> Option<String> {
-    let output = Command::new(path)
-        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn pyenv_root() -> PathBuf {
-    if let Ok(output) = Command::new("pyenv")
-        .arg("root")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-    {
-        let root = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if output.status.success() && !root.is_empty() {
-            return PathBuf::from(root);
-        }
-    }
-    Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".pyenv")
-}
-
 /// The CPythons to compare with: 3.13 as the baseline (else the newest
 /// found), the others as extras (none with `quick`). Missing ones are
 /// skipped with a note.
 fn find_pythons(quick: bool) -> (Option<Python>, Vec<Python>, Vec<String>) {
-    let root = pyenv_root();
+    let root = iris_testkit::pyenv_root();
     let candidates = [
         ("3.11", PathBuf::from("python3")),
         ("3.12", root.join("versions/3.12.1/bin/python")),
@@ -430,7 +401,7 @@ fn find_pythons(quick: bool) -> (Option<Python>, Vec<Python>, Vec<String>) {
     let mut found = Vec::new();
     let mut notes = Vec::new();
     for (version, path) in candidates {
-        match python_version(&path) {
+        match iris_testkit::full_version_of(&path) {
             Some(full) if full.starts_with(&format!("{version}.")) => found.push(Python {
                 version: version.to_owned(),
                 full_version: full,

@@ -4,6 +4,8 @@ use std::fs;
 use std::io;
 use std::net::TcpListener;
 #[cfg(unix)]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::fs::FileTypeExt;
 #[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -188,6 +190,26 @@ impl Listener {
             deadline,
             timeout,
         })
+    }
+}
+
+/// The listening socket's descriptor, so that a caller can wait for
+/// connections with `poll(2)`, epoll or mio alongside other events before
+/// calling [`Listener::accept`].
+#[cfg(unix)]
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.socket {
+            Socket::Tcp(listener) => listener.as_fd(),
+            Socket::Unix(listener) => listener.as_fd(),
+        }
+    }
+}
+
+#[cfg(unix)]
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
 }
 
