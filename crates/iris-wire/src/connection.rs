@@ -71,6 +71,10 @@ pub struct Connection<S: Transport = Stream> {
     /// read and write gets only the time left, so a peer that trickles
     /// bytes cannot stretch the handshake past it.
     deadline: Option<Instant>,
+    /// The read and write timeouts last set on the stream while
+    /// authenticating, so that they are set again only when the time left
+    /// has shrunk below them (a fast handshake sets each once).
+    armed: [Option<Duration>; 2],
     peer: Option<Address>,
     /// Whether the listener's challenge carried the iris mark (client side).
     peer_is_iris_listener: bool,
@@ -82,6 +86,11 @@ fn stream<S>(slot: &mut Option<S>) -> &mut S {
         unreachable!("only into_parts takes the stream, and it consumes the connection")
     })
 }
+
+/// How far past the handshake deadline a read or write may end: the price
+/// of setting the stream's timeouts once per handshake rather than before
+/// every read (see `Connection::arm_deadline`).
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 
 /// 40 random bytes from the operating system, for a challenge.
 pub(crate) fn fresh_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], Error> {
@@ -176,6 +185,7 @@ impl<S: Transport> Connection<S> {
             read_timeout: options.read_timeout(),
             write_timeout: options.write_timeout(),
             deadline: None,
+            armed: [None; 2],
             peer,
             peer_is_iris_listener: false,
         }
@@ -198,6 +208,7 @@ impl<S: Transport> Connection<S> {
         screen: Screen,
     ) -> Result<Connection<S>, Error> {
         self.deadline = deadline;
+        self.armed = [None; 2];
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
         let result = self.run_handshake(handshake, screen);
@@ -245,6 +256,11 @@ impl<S: Transport> Connection<S> {
 
     /// Before a read or write while authenticating: gives the stream only
     /// the time left before the deadline, or fails if none is left.
+    ///
+    /// A timeout already set is kept while it ends no later than
+    /// [`DEADLINE_SLACK`] past the deadline: each setting is a system call,
+    /// and a handshake that goes at network speed then sets each timeout
+    /// once instead of before every read and write.
     fn arm_deadline(&mut self, write: bool) -> io::Result<()> {
         let Some(deadline) = self.deadline else {
             return Ok(());
@@ -253,6 +269,11 @@ impl<S: Transport> Connection<S> {
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
+        let armed = &mut self.armed[usize::from(write)];
+        if armed.is_some_and(|timeout| timeout <= left + DEADLINE_SLACK) {
+            return Ok(());
+        }
+        *armed = Some(left);
         let stream = stream(&mut self.stream);
         if write {
             stream.set_write_timeout(Some(left))

@@ -60,8 +60,9 @@ impl Options {
 
     /// The deadline for the whole handshake, connecting included on the
     /// client, counted from the accept on the listener; `None` waits forever.
-    /// Each read and write gets only the time left, so a peer that trickles
-    /// its bytes is cut off at the deadline like a silent one.
+    /// Each read and write gets only the time left (to within 10 ms), so a
+    /// peer that trickles its bytes is cut off at the deadline like a
+    /// silent one.
     pub fn with_handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handshake_timeout = timeout.filter(|t| !t.is_zero());
         self
