@@ -309,26 +309,22 @@ impl Server {
             slots.handshakes += 1;
             slots.running += 1;
         }
-        let incoming = match self.listener.start_handshake(stream, peer) {
-            Ok(incoming) => incoming,
-            Err(e) => {
-                self.shared.update(|slots| {
-                    slots.handshakes -= 1;
-                    slots.running -= 1;
-                });
-                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("connection {id} refused: {e}");
-                return;
-            }
-        };
-        let server = self.session_context();
-        if let Err(e) = self.workers.run(move || server.run(incoming, id)) {
+        // Gives the slot back when the connection cannot be served after all.
+        let give_up = |why: String| {
             self.shared.update(|slots| {
                 slots.handshakes -= 1;
                 slots.running -= 1;
             });
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("connection {id} refused: cannot start a thread for it: {e}");
+            tracing::error!("connection {id} refused: {why}");
+        };
+        let incoming = match self.listener.start_handshake(stream, peer) {
+            Ok(incoming) => incoming,
+            Err(e) => return give_up(e.to_string()),
+        };
+        let server = self.session_context();
+        if let Err(e) = self.workers.run(move || server.run(incoming, id)) {
+            give_up(format!("cannot start a thread for it: {e}"));
         }
     }
 
