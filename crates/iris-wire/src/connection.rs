@@ -373,8 +373,8 @@ impl<S: Transport> Connection<S> {
         if self.encoder.is_empty() {
             return Ok(());
         }
-        let result = self.write_pending();
-        result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))
+        self.write_pending()
+            .map_err(|e| Error::from_io(e, "the peer to read what we sent"))
     }
 
     /// Writes the queued bytes; they are dropped either way, as a failed
