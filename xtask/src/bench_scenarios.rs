@@ -1,12 +1,17 @@
 //! The scenarios of `cargo xtask bench`, each run for iris, for the CPython
 //! baseline (and extra versions where cheap) and for a raw floor where the
-//! issue asks for one, alternating round by round.
+//! issue asks for one, alternating round by round. iris runs sealed, its
+//! default between iris peers; most rows also run iris unsealed
+//! (`--no-sealing` on the listener, `--sealing off` or `--no-sealing` on the
+//! client) right after it in each round, shown as a second row and in the
+//! sealed/unsealed column. Every iris run checks that its sessions were
+//! sealed, or not, as its row says.
 //!
 //! | scenario | iris | CPython | floor |
 //! |---|---|---|---|
 //! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` (and `--codec pickle`: the seed's format) | `bench/listener.py` ← `bench/client.py` | — |
 //! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (`multiprocessing.connection.wait` over the 64) ← 64 × `client.py` | — |
-//! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16 | `drivers.py handshake-server` ← `handshake-client` | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
+//! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16; fast open: `iris-bench handshake --sealing require --ping` ×1 | `drivers.py handshake-server` ← `handshake-client` (not for fast open) | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
 //! | `ping` | `iris-listener --once -q` ← `iris-bench ping` | `drivers.py echo-server` ← `ping-client` | `floor-server --mode ping` ← `iris-bench ping --raw` |
 //! | `bulk` | `iris-bench bulk-server` ← `iris-bench bulk` | `drivers.py bulk-server` ← `bulk-client` | `floor-server --mode bulk` ← `iris-bench bulk --raw` |
 //! | `idle` | `iris-listener -q` ← `iris-bench idle --ping` | `listener.py` (the 1,000 held in `wait`) ← `iris-bench idle` | — |
@@ -37,7 +42,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The seed's flower, as `iris-client send -` reads it.
-const SEED_CSV: &str =
+pub(crate) const SEED_CSV: &str =
     "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n";
 
 /// Runs scenario `name`; `earlier` holds the metrics of the scenarios run
@@ -518,7 +523,7 @@ fn stream_python(env: &Env, python: &Python, clients: u64, total: u64) -> anyhow
 }
 
 /// A field of iris-listener's `summary:` line.
-fn summary_value(log: &[String], name: &str) -> Option<u64> {
+pub(crate) fn summary_value(log: &[String], name: &str) -> Option<u64> {
     log.iter()
         .find_map(|line| Summary::parse(line))
         .and_then(|summary| summary.value(name))
