@@ -37,7 +37,7 @@ use serde::Serialize;
 use crate::process;
 use report::Metric;
 
-const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
+use process::AUTHKEY_ENV;
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--save]
@@ -152,7 +152,7 @@ impl Env {
     /// A command for one of our binaries, with the authkey and nothing of
     /// the caller's iris settings.
     pub(crate) fn iris_command(&self, program: &Path) -> Command {
-        iris_command(program, &self.key)
+        process::iris_command(program, &self.key)
     }
 
     /// A command running `bench/SCRIPT` with `python`.
@@ -175,18 +175,6 @@ impl Env {
         eprintln!("    note: {note}");
         self.notes.borrow_mut().push(note);
     }
-}
-
-/// A command for one of our binaries, with `key` and nothing of the
-/// caller's iris settings.
-fn iris_command(program: &Path, key: &str) -> Command {
-    let mut command = Command::new(program);
-    command
-        .env(AUTHKEY_ENV, key)
-        .env_remove("IRIS_ADDRESS")
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1");
-    command
 }
 
 /// A scratch directory under `out_dir`, removed when the guard drops or

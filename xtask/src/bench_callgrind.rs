@@ -203,7 +203,7 @@ impl Binaries {
         profile: &Path,
         address_file: &Path,
     ) -> anyhow::Result<u64> {
-        let mut command = super::iris_command(Path::new("valgrind"), &self.key);
+        let mut command = process::iris_command(Path::new("valgrind"), &self.key);
         command
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", profile.display()))
@@ -213,7 +213,7 @@ impl Binaries {
             .args(sealing);
         let listener = Server::start("iris-listener under callgrind", &mut command, address_file)?;
 
-        let mut client = super::iris_command(&self.client, &self.key);
+        let mut client = process::iris_command(&self.client, &self.key);
         client
             .args(["-q", "send", "-", "--repeat", &flowers.to_string()])
             .args(["--address", &listener.address])
