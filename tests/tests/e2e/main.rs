@@ -6,6 +6,7 @@ mod client_cli;
 mod concurrency;
 mod formats;
 mod handshake_limits;
+mod links;
 mod pickle_bombs;
 mod python;
 mod python_dropin;
