@@ -60,6 +60,21 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
     write_timeout: f64,
 
+    /// Seconds an authenticated client may send nothing at all; then its
+    /// connection is closed and its slot freed, so that a client that went
+    /// away without closing (its host or link died) cannot hold a slot
+    /// forever. 0 waits forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_seconds_or_zero)]
+    idle_timeout: f64,
+
+    /// TCP keepalive: after SECONDS without a byte from a client, probe it
+    /// every SECONDS/6 (at least 1 s); after 3 unanswered probes, or data
+    /// unacknowledged as long (TCP_USER_TIMEOUT), its connection fails and
+    /// its slot is freed: a dead client is noticed 1.5 × SECONDS after it
+    /// last sent (90 s by default). 0 turns keepalive off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    keepalive: u32,
+
     /// Seconds open connections get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
     shutdown_timeout: f64,
@@ -109,11 +124,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // follows `listening on` at once must still stop us gracefully.
     let signals = catch_signals()?;
     let authkey = cli.connection.authkey()?;
+    let idle_timeout = Some(Duration::from_secs_f64(cli.idle_timeout)).filter(|t| !t.is_zero());
     let options = cli
         .connection
         .wire_options()
         .with_max_frame(cli.max_frame)
-        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
+        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)))
+        .with_read_timeout(idle_timeout)
+        .with_keepalive(Some(Duration::from_secs(cli.keepalive.into())));
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)
         .map_err(|e| anyhow::anyhow!(iris_app::with_hint(&e)))?;
     let address = listener.local_addr().to_string();
@@ -128,6 +146,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         max_handshakes: cli.max_handshakes as usize,
         once: cli.once,
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
+        idle_timeout,
     };
     let server = Server::new(listener, Output::new(cli.format), config);
     stop_on_signals(signals, server.stopper())?;
@@ -186,6 +205,14 @@ fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Parses a number of seconds where 0 means "no limit".
+fn parse_seconds_or_zero(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(0.0) => Ok(0.0),
+        _ => parse_seconds(text).map_err(|e| format!("{e}, or 0 for no limit")),
+    }
+}
+
 /// Writes `contents` to a temporary file beside `path`, then renames it into
 /// place, so a reader never sees a partial address.
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -221,6 +248,16 @@ mod tests {
         );
         summary.abandoned = 2;
         assert!(summary_line(&summary).ends_with("virginica=51 abandoned=2"));
+    }
+
+    #[test]
+    fn an_idle_timeout_of_zero_means_none() {
+        assert_eq!(parse_seconds_or_zero("0"), Ok(0.0));
+        assert_eq!(parse_seconds_or_zero("2.5"), Ok(2.5));
+        for bad in ["-1", "nan", "soon"] {
+            let error = parse_seconds_or_zero(bad).expect_err(bad);
+            assert!(error.ends_with("or 0 for no limit"), "{error}");
+        }
     }
 
     #[test]
