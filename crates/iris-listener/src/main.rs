@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use iris_app::{ConnectionArgs, Verbosity, init_logging, parse_seconds};
-use iris_wire::{Address, DEFAULT_MAX_FRAME, Listener};
+use iris_wire::{Address, Listener};
 use signal_hook::iterator::Signals;
 
 use crate::output::{Format, Output};
@@ -39,8 +39,11 @@ struct Cli {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_handshakes: u32,
 
-    /// Largest message accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    /// Largest message accepted, in bytes. No message the listener
+    /// understands needs more than a few KiB (a flower's pickle is refused
+    /// past 4 KiB), and this bounds what each connection can make the
+    /// listener hold.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_FRAME)]
     max_frame: u64,
 
     /// How each flower is printed.
@@ -95,6 +98,14 @@ Exit codes:
   1  cannot start (no authkey, address in use, ...), the --once connection
      failed, or a second signal
   2  usage error: bad flags or flag values, including an unparsable --address";
+
+/// The default `--max-frame`: 64 KiB, room to spare over the largest frame
+/// a flower takes (the seed's pickle of a pickle of at most
+/// `MAX_PICKLE_LEN`, 4 KiB), and small enough that any frame fits the
+/// connection's ordinary read buffer (256 KiB), so a connection never holds
+/// more than that buffer (see the README's worst case).
+const MAX_FRAME: u64 = 64 << 10;
+const _: () = assert!(MAX_FRAME >= 4 * iris_protocol::python::MAX_PICKLE_LEN as u64);
 
 /// Exit code of a usage error, as clap's own and the client's.
 const USAGE: u8 = 2;
