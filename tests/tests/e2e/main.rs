@@ -11,6 +11,7 @@ mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod readme;
+mod reliability;
 mod shutdown;
 mod streaming;
 
