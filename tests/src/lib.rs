@@ -344,9 +344,24 @@ pub fn spawn_client(args: &[&str], env: &[(&str, &str)]) -> Process {
     Process::spawn("iris-client", hermetic(client_bin(), args, env))
 }
 
+/// Runs `iris-client ARGS` with `env` to its end in the network namespace
+/// `host`.
+pub fn run_client_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Finished {
+    spawn_client_on(host, args, env).finish()
+}
+
 /// Starts `iris-client ARGS` with `env` in the network namespace `host`.
 pub fn spawn_client_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Process {
     Process::spawn("iris-client", host.wrap(&hermetic(client_bin(), args, env)))
+}
+
+/// [`spawn_client_with_stdin`] in the network namespace `host`.
+pub fn spawn_client_with_stdin_on(
+    host: &Host,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Process, ChildStdin) {
+    Process::spawn_with_stdin("iris-client", host.wrap(&hermetic(client_bin(), args, env)))
 }
 
 /// Starts `iris-client ARGS` with `env` and a standard input to write.

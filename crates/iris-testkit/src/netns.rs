@@ -328,6 +328,23 @@ mod tests {
     }
 
     #[test]
+    fn what_a_crashed_run_left_is_removed() {
+        if Network::for_test("what_a_crashed_run_left_is_removed").is_none() {
+            return;
+        }
+        // No process has this id (above any pid_max).
+        let stale = format!("{PREFIX}{}-0-stale", u32::MAX);
+        ip_must(&["netns", "add", &stale]);
+        let _network = Network::new().expect("a network, as above");
+        let listed = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list");
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(!listed.contains(&stale), "{stale} is left: {listed}");
+    }
+
+    #[test]
     fn a_network_is_made_and_removed() {
         let Some(mut network) = Network::for_test("a_network_is_made_and_removed") else {
             return;

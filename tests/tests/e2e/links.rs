@@ -13,6 +13,7 @@
 //! hold (Toxiproxy delivers it), so a toxic is only ever put on a direction
 //! whose sender does not close while its data is in flight.
 
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use iris_e2e::{
     Host, KEY_ENV, ListenerProcess, Network, Process, Summary, client_args, parse_acknowledgement,
-    repo_root, spawn_client_on,
+    repo_root, run_client_on, spawn_client_on, spawn_client_with_stdin_on,
 };
 use iris_testkit::netns::Link;
 use iris_testkit::pythons;
@@ -134,12 +135,7 @@ fn acknowledged_by(clients: Vec<Process>) -> u64 {
 
 /// Stops a listener and returns its summary.
 fn summary_of(listener: ListenerProcess) -> Summary {
-    let finished = listener.stop();
-    finished
-        .stderr
-        .iter()
-        .find_map(|line| Summary::parse(line))
-        .unwrap_or_else(|| panic!("no summary line\n{}", finished.describe()))
+    listener.stop().summary()
 }
 
 /// The one-way delay on the listener-to-client direction: a round trip of
@@ -509,5 +505,102 @@ fn two_listeners_behind_haproxy_count_every_flower() {
         flowers[0],
         summaries[1].get("connections"),
         flowers[1]
+    );
+}
+
+/// A client whose link goes down mid-session, in its own host: no FIN, no
+/// RST, its session just stops. The listener, at `--max-connections 1`,
+/// must free the slot (logging `log`) within `bound` of the link going
+/// down; a client on another host is refused while the slot is held and
+/// served after. Returns how long the slot was held.
+fn half_open(test: &str, flags: &[&str], log: &str, bound: Duration) -> Option<Duration> {
+    let _serial = serial();
+    let mut network = Network::for_test(test)?;
+    let client = network.host("client");
+    let other = network.host("other");
+    let server = network.host("server");
+    let dying = network.link(&client, &server);
+    let healthy = network.link(&other, &server);
+    let mut args = vec!["--address", "0.0.0.0:6000", "--max-connections", "1"];
+    args.extend_from_slice(flags);
+    let listener = ListenerProcess::start_on(&server, &args, &[KEY_ENV], None);
+
+    // A live feed: three flowers, then the client waits for more.
+    let (_client, mut stdin) = spawn_client_with_stdin_on(
+        &client,
+        &client_args("send", &at(dying.b), &["-", "--no-header"]),
+        &[KEY_ENV],
+    );
+    for flower in &crate::FLOWERS {
+        writeln!(stdin, "{}", flower.arg()).expect("write a flower to the client");
+    }
+    stdin.flush().expect("flush the client's input");
+    listener.wait_for_stdout_lines(crate::FLOWERS.len());
+
+    client.link_down(&dying);
+    let down = Instant::now();
+    // The dead session still holds the only slot.
+    let refused = run_client_on(
+        &other,
+        &client_args(
+            "send",
+            &at(healthy.b),
+            &["--flower", &crate::FLOWERS[0].arg()],
+        ),
+        &[KEY_ENV],
+    );
+    refused.assert_code(8);
+
+    let line = listener.wait_for_log(log, 1).remove(0);
+    let held = down.elapsed();
+    assert!(line.contains("connection 1 "), "{line}");
+    assert!(
+        held < bound,
+        "the dead client's slot was freed {held:?} after its link went down; the bound is {bound:?}"
+    );
+    run_client_on(
+        &other,
+        &client_args(
+            "send",
+            &at(healthy.b),
+            &["--flower", &crate::FLOWERS[1].arg()],
+        ),
+        &[KEY_ENV],
+    )
+    .assert_all_acknowledged(1);
+    let summary = summary_of(listener);
+    assert_eq!(
+        summary.get("flowers"),
+        crate::FLOWERS.len() as u64 + 1,
+        "{}",
+        summary.line
+    );
+    assert_eq!(summary.get("rejected"), 1, "{}", summary.line);
+    eprintln!("{test}: the slot was freed {held:?} after the client's link went down: {line}");
+    Some(held)
+}
+
+/// The half-open case, freed by `--idle-timeout 2` (keepalive off): within
+/// the idle timeout plus 10 s of slack for a loaded 2-core machine.
+#[test]
+fn a_client_whose_link_dies_is_freed_at_the_idle_timeout() {
+    half_open(
+        "a_client_whose_link_dies_is_freed_at_the_idle_timeout",
+        &["--idle-timeout", "2", "--keepalive", "0"],
+        "(--idle-timeout); its slot is free",
+        Duration::from_secs(12),
+    );
+}
+
+/// The half-open case, freed by TCP keepalive alone (`--keepalive 2`, no
+/// idle timeout): the kernel probes after 2 s of silence, every second, and
+/// gives up after 3 unanswered probes, 5 s; the bound adds 10 s of slack.
+#[test]
+fn a_client_whose_link_dies_is_freed_by_tcp_keepalive() {
+    half_open(
+        "a_client_whose_link_dies_is_freed_by_tcp_keepalive",
+        &["--idle-timeout", "0", "--keepalive", "2"],
+        "the client stopped answering",
+        Duration::from_secs(15),
     );
 }
