@@ -324,15 +324,6 @@ fn missing_message(failures: &[(&str, String)], installer: Option<Installer>) ->
 /// run, and the Debian package of each.
 const NETWORK_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("haproxy", "haproxy")];
 
-/// Whether `program` is on the PATH or in the sbin directories, where
-/// Debian puts `ip` and `haproxy` (outside a non-root user's PATH).
-fn installed(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .any(|dir| dir.join(program).is_file())
-}
-
 /// Where the network-namespace tests must run (as root, or under CI: see
 /// `iris_testkit::netns::required`), installs the tools they need that are
 /// missing, with apt-get, as `.ci/run` does; fails naming the command when
@@ -341,7 +332,7 @@ fn installed(program: &str) -> bool {
 fn provide_network_tools() -> anyhow::Result<()> {
     let missing: Vec<&str> = NETWORK_TOOLS
         .iter()
-        .filter(|(program, _)| !installed(program))
+        .filter(|(program, _)| iris_testkit::netns::find_program(program).is_none())
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() || !iris_testkit::netns::required() {
@@ -364,7 +355,11 @@ fn provide_network_tools() -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .status()
             .is_ok_and(|status| status.success());
-    if installed_now && NETWORK_TOOLS.iter().all(|(program, _)| installed(program)) {
+    if installed_now
+        && NETWORK_TOOLS
+            .iter()
+            .all(|(program, _)| iris_testkit::netns::find_program(program).is_some())
+    {
         return Ok(());
     }
     bail!(

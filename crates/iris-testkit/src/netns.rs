@@ -98,9 +98,24 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Where `program` is: on the PATH, or in the sbin directories, where
+/// Debian puts `ip` and `haproxy` (outside a non-root user's PATH).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// iproute2's `ip`.
+fn ip_program() -> PathBuf {
+    find_program("ip").unwrap_or_else(|| "ip".into())
+}
+
 /// Runs `ip ARGS`; its error output on failure.
 fn ip(args: &[&str]) -> Result<(), String> {
-    let output = Command::new("ip")
+    let output = Command::new(ip_program())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -245,7 +260,7 @@ impl Host {
     /// `ip netns exec HOST PROGRAM`: a command that runs `program` in this
     /// host (add its arguments and environment as usual).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new("ip");
+        let mut command = Command::new(ip_program());
         command.args(["netns", "exec", &self.name]).arg(program);
         command
     }
@@ -297,7 +312,7 @@ fn owner(name: &str) -> Option<u32> {
 /// Deletes the namespaces whose test process no longer runs (a run that
 /// was killed before it could clean up).
 fn remove_stale() {
-    let Ok(output) = Command::new("ip")
+    let Ok(output) = Command::new(ip_program())
         .args(["netns", "list"])
         .stdin(Stdio::null())
         .output()
@@ -336,7 +351,7 @@ mod tests {
         let stale = format!("{PREFIX}{}-0-stale", u32::MAX);
         ip_must(&["netns", "add", &stale]);
         let _network = Network::new().expect("a network, as above");
-        let listed = Command::new("ip")
+        let listed = Command::new(ip_program())
             .args(["netns", "list"])
             .output()
             .expect("ip netns list");
@@ -352,7 +367,7 @@ mod tests {
         let a = network.host("a");
         let b = network.host("b");
         let link = network.link(&a, &b);
-        let shown = Command::new("ip")
+        let shown = Command::new(ip_program())
             .args(["-n", &b.name, "-o", "addr", "show", "dev", &link.interface])
             .output()
             .expect("ip addr show");
@@ -362,7 +377,7 @@ mod tests {
         );
         let names = [a.name.clone(), b.name.clone()];
         drop(network);
-        let listed = Command::new("ip")
+        let listed = Command::new(ip_program())
             .args(["netns", "list"])
             .output()
             .expect("ip netns list");

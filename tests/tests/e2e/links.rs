@@ -295,20 +295,21 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
         );
     }
 
-    // Bounds from the protocols, not from the machine's speed: nothing can
-    // arrive before its round trips, and iris needs one fewer than CPython.
+    // Bounds from the protocols, not from the machine's speed, with room
+    // for a busy machine: the delay was applied (iris needs 2 round trips,
+    // CPython 3), and iris needs about one fewer than CPython.
     assert!(
-        round_trips(iris) >= 1.9,
+        round_trips(iris) >= 1.5,
         "iris printed its flower after {iris:?}, before 2 round trips: the delay was not applied"
     );
     if !pythons.is_empty() {
         assert!(
-            round_trips(fastest_python) >= 2.9,
+            round_trips(fastest_python) >= 2.5,
             "CPython printed its flower after {fastest_python:?}, before 3 round trips"
         );
         assert!(
             round_trips(iris) < round_trips(fastest_python) - 0.5,
-            "iris ({iris:?}) is not a round trip faster than CPython ({fastest_python:?})"
+            "iris ({iris:?}) is not half a round trip faster than CPython ({fastest_python:?})"
         );
     }
 }
@@ -406,16 +407,10 @@ backend listeners
 
 /// HAProxy, or a failure that says how to install it.
 fn haproxy() -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join("haproxy"))
-        .find(|path| path.is_file());
-    found.unwrap_or_else(|| {
+    iris_testkit::netns::find_program("haproxy").unwrap_or_else(|| {
         panic!(
             "haproxy is not installed; install it with `apt-get install haproxy` \
-             (.ci/run does)"
+             (.ci/run and, as root, `cargo xtask test` do)"
         )
     })
 }
@@ -445,7 +440,7 @@ fn two_listeners_behind_haproxy_count_every_flower() {
         .map(|(host, address)| {
             ListenerProcess::start_on(
                 host,
-                &["--address", &at(address)],
+                &["--address", &at(address), "--handshake-timeout", "60"],
                 &[KEY_ENV],
                 Some(Stdio::null()),
             )
@@ -479,7 +474,14 @@ fn two_listeners_behind_haproxy_count_every_flower() {
                 &client_args(
                     "send",
                     &at(front.b),
-                    &["--flower", &flower, "--repeat", &repeat],
+                    &[
+                        "--flower",
+                        &flower,
+                        "--repeat",
+                        &repeat,
+                        "--handshake-timeout",
+                        "60",
+                    ],
                 ),
                 &[KEY_ENV],
             )
