@@ -292,8 +292,14 @@ impl Host {
 /// Deletes a namespace and its `/etc/netns` files; a failure is reported,
 /// not raised, since this runs while dropping.
 fn remove_namespace(name: &str) {
-    if let Err(e) = ip(&["netns", "del", name]) {
-        eprintln!("warning: could not delete network namespace {name}: {e}");
+    // A crashed run may have left only the /etc/netns files.
+    let exists = ["/run/netns", "/var/run/netns"]
+        .iter()
+        .any(|dir| PathBuf::from(dir).join(name).exists());
+    if exists {
+        if let Err(e) = ip(&["netns", "del", name]) {
+            eprintln!("warning: could not delete network namespace {name}: {e}");
+        }
     }
     let dir = PathBuf::from(ETC_NETNS).join(name);
     match std::fs::remove_dir_all(&dir) {
@@ -319,14 +325,22 @@ fn remove_stale() {
     else {
         return;
     };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        // `NAME` or `NAME (id: N)`.
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(pid) = owner(name) else { continue };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            remove_namespace(name);
+    // `NAME` or `NAME (id: N)` per line, and /etc/netns files a run may
+    // have left without their namespace.
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let names = listed
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned));
+    let files = std::fs::read_dir(ETC_NETNS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok());
+    let mut done = std::collections::BTreeSet::new();
+    for name in names.chain(files) {
+        let Some(pid) = owner(&name) else { continue };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() && done.insert(name.clone()) {
+            remove_namespace(&name);
         }
     }
 }
