@@ -21,8 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use iris_e2e::{
-    Host, KEY_ENV, ListenerProcess, Network, Process, Summary, client_args, parse_acknowledgement,
-    repo_root, run_client_on, spawn_client_on, spawn_client_with_stdin_on,
+    Host, KEY_ENV, ListenerProcess, Network, Process, Summary, client_args, repo_root,
+    run_client_on, spawn_client_on, spawn_client_with_stdin_on,
 };
 use iris_testkit::netns::Link;
 use iris_testkit::pythons;
@@ -121,11 +121,9 @@ fn acknowledged_by(clients: Vec<Process>) -> u64 {
         .into_iter()
         .map(|client| {
             let finished = client.finish();
-            assert!(finished.status.success(), "{}", finished.describe());
+            finished.assert_code(0);
             let (sent, acknowledged) = finished
-                .stdout
-                .iter()
-                .find_map(|line| parse_acknowledgement(line))
+                .acknowledgement()
                 .unwrap_or_else(|| panic!("no acknowledgement line\n{}", finished.describe()));
             assert_eq!(sent, acknowledged, "{}", finished.describe());
             acknowledged
@@ -172,7 +170,7 @@ fn accepted(proxy: &Process, n: usize) -> Instant {
 
 /// The round trips from a client's connect to the listener printing its
 /// first flower, through 40 ms of round-trip delay: iris's pipelined
-/// handshake against CPython's, both the seed's programs.
+/// handshake against CPython's (the seed's programs, unchanged).
 ///
 /// The clock starts when the proxy accepts the client's connection (the
 /// proxy answers the TCP handshake itself, at no delay) and stops when the
@@ -212,7 +210,7 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
             &[KEY_ENV],
         );
         let finished = client.finish();
-        assert!(finished.status.success(), "{}", finished.describe());
+        finished.assert_code(0);
         let start = accepted(&proxy, connections);
         connections += 1;
         listener.wait_for_stdout_lines(run + 1);
@@ -256,7 +254,7 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
                 .current_dir(&seed);
             let client = Process::spawn("the seed's client", line.client.wrap(&command));
             let finished = client.finish();
-            assert!(finished.status.success(), "{}", finished.describe());
+            finished.assert_code(0);
             let start = accepted(&proxy, connections);
             connections += 1;
             let (area, printed) = listener
@@ -267,7 +265,7 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
                 .unwrap_or_else(|lines| panic!("no Area line: {}", lines.join("\n")));
             assert_eq!(area, "Area: 18.13");
             let finished = listener.finish();
-            assert!(finished.status.success(), "{}", finished.describe());
+            finished.assert_code(0);
             times.push(printed.duration_since(start));
         }
         let time = median(times);
