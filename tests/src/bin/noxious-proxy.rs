@@ -113,3 +113,45 @@ fn main() -> anyhow::Result<()> {
             .context("the proxy failed")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> impl Iterator<Item = String> {
+        list.iter()
+            .map(|arg| (*arg).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn toxics_go_to_the_direction_they_name() {
+        let (config, toxics) = parse(args(&[
+            "--listen",
+            "10.231.1.2:6000",
+            "--upstream",
+            "10.231.2.2:6000",
+            "--toxic",
+            r#"{"type":"latency","stream":"downstream","attributes":{"latency":40}}"#,
+            "--toxic",
+            r#"{"type":"slicer","stream":"upstream","attributes":{"average_size":48}}"#,
+        ]))
+        .expect("valid arguments");
+        assert_eq!(config.listen, "10.231.1.2:6000");
+        assert_eq!(config.upstream, "10.231.2.2:6000");
+        assert_eq!(toxics.downstream.len(), 1);
+        assert_eq!(toxics.upstream.len(), 1);
+        // Unnamed toxics get distinct names, as noxious keys them by name.
+        assert_ne!(toxics.downstream[0].name, toxics.upstream[0].name);
+    }
+
+    #[test]
+    fn bad_arguments_say_what_is_wrong() {
+        let error = |list: &[&str]| format!("{:#}", parse(args(list)).expect_err("an error"));
+        assert!(error(&["--listen", "a:1"]).contains("--listen and --upstream are required"));
+        assert!(error(&["--listen"]).contains("--listen needs a value"));
+        assert!(error(&["--toxic", r#"{"type":"teleport"}"#]).contains("not a Toxiproxy toxic"));
+        assert!(error(&["--verbose"]).contains("usage: noxious-proxy"));
+    }
+}
