@@ -313,9 +313,10 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
 }
 
 /// A stream cut into tiny segments (3 to 95 bytes, 49 on average, where a
-/// flower's frame is 38 bytes: a 34-byte message and its header), each held back 0 or 1 ms at random (noxious's
-/// latency toxic, 1 ± 1 ms, counts whole milliseconds): 100 clients ×
-/// 10,000 flowers, and every count exact, per client and in total.
+/// flower's frame is 38 bytes: a 34-byte message and its header), each held
+/// back 0 or 1 ms at random (noxious's latency toxic, 1 ± 1 ms, counts whole
+/// milliseconds): 100 clients × 10,000 flowers, and every count exact, per
+/// client and in total.
 ///
 /// The slicer is on the client-to-listener direction, whose sender (the
 /// iris client) waits for the listener's acknowledgement before closing.
