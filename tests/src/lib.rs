@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+pub use iris_testkit::netns::{Host, Network};
 pub use iris_testkit::{
     Finished, Lines, Process, Signal, Summary, TIMEOUT_ENV, parse_acknowledgement, timeout,
 };
@@ -186,7 +187,25 @@ impl ListenerProcess {
     /// [`ListenerProcess::start`], returning how the listener ended if it
     /// exited before listening.
     pub fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<ListenerProcess, Finished> {
-        Self::try_start_with_stdout(args, env, None)
+        Self::try_start_with_stdout(args, env, None, None)
+    }
+
+    /// [`ListenerProcess::start`] in the network namespace `host`; `args`
+    /// name an `--address` of that host's. `stdout` as in
+    /// [`ListenerProcess::start_with_stdout`], or `None` to read its lines.
+    pub fn start_on(
+        host: &Host,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Option<Stdio>,
+    ) -> ListenerProcess {
+        Self::try_start_with_stdout(args, env, stdout, Some(host)).unwrap_or_else(|finished| {
+            panic!(
+                "the listener in {} exited before listening\n{}",
+                host.name,
+                finished.describe()
+            )
+        })
     }
 
     /// [`ListenerProcess::start`] with the listener's stdout going to
@@ -196,7 +215,7 @@ impl ListenerProcess {
         env: &[(&str, &str)],
         stdout: Stdio,
     ) -> ListenerProcess {
-        Self::try_start_with_stdout(args, env, Some(stdout)).unwrap_or_else(|finished| {
+        Self::try_start_with_stdout(args, env, Some(stdout), None).unwrap_or_else(|finished| {
             panic!(
                 "the listener exited before listening\n{}",
                 finished.describe()
@@ -208,6 +227,7 @@ impl ListenerProcess {
         args: &[&str],
         env: &[(&str, &str)],
         stdout: Option<Stdio>,
+        host: Option<&Host>,
     ) -> Result<ListenerProcess, Finished> {
         let dir = tempfile::tempdir().expect("a temp dir");
         let address_file = dir.path().join("address");
@@ -219,6 +239,9 @@ impl ListenerProcess {
             command.args(["--address", "127.0.0.1:0"]);
         }
         command.arg("--address-file").arg(&address_file);
+        if let Some(host) = host {
+            command = host.wrap(&command);
+        }
         let (process, _) = Process::spawn_with("iris-listener", command, Stdio::null(), stdout);
         let ready = process.stderr().wait_for("`listening on`", |lines| {
             lines
@@ -319,6 +342,26 @@ impl ListenerProcess {
 /// Starts `iris-client ARGS` with `env`.
 pub fn spawn_client(args: &[&str], env: &[(&str, &str)]) -> Process {
     Process::spawn("iris-client", hermetic(client_bin(), args, env))
+}
+
+/// Runs `iris-client ARGS` with `env` to its end in the network namespace
+/// `host`.
+pub fn run_client_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Finished {
+    spawn_client_on(host, args, env).finish()
+}
+
+/// Starts `iris-client ARGS` with `env` in the network namespace `host`.
+pub fn spawn_client_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Process {
+    Process::spawn("iris-client", host.wrap(&hermetic(client_bin(), args, env)))
+}
+
+/// [`spawn_client_with_stdin`] in the network namespace `host`.
+pub fn spawn_client_with_stdin_on(
+    host: &Host,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Process, ChildStdin) {
+    Process::spawn_with_stdin("iris-client", host.wrap(&hermetic(client_bin(), args, env)))
 }
 
 /// Starts `iris-client ARGS` with `env` and a standard input to write.

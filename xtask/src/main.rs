@@ -29,7 +29,9 @@ tasks:
   test    [CARGO TEST ARGS...]
           cargo test --workspace with CPython 3.11, 3.12.1 and 3.13.0 (installed
           with pyenv or uv when missing; a missing one fails the run), ending
-          with what was covered; IRIS_SKIP_INTEROP=1 skips interop on purpose
+          with what was covered; IRIS_SKIP_INTEROP=1 skips interop on purpose;
+          as root or under CI, installs iproute2 and haproxy (apt-get) for the
+          network-namespace tests when missing
   demo    build iris-listener and iris-client, start a listener, send
           data/iris.csv from three clients at once, and check the results
   bench   [--quick] [--only NAME[,NAME...]] [--save]

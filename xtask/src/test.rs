@@ -8,7 +8,9 @@
 //! (`IRIS_INTEROP_LOG`) to which every test case that runs CPython appends a
 //! line, and ends with what was covered: the tests' totals, and the CPython
 //! versions the interop cases really ran against. `IRIS_SKIP_INTEROP=1`
-//! skips interop on purpose, and the last lines say so.
+//! skips interop on purpose, and the last lines say so. Where the
+//! network-namespace tests must run (as root or under CI), it installs
+//! iproute2 and HAProxy with apt-get when missing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -37,6 +39,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let root = process::workspace_root();
     let skip = iris_testkit::interop_skipped();
     let pythons = if skip { Vec::new() } else { provide_pythons()? };
+    provide_network_tools()?;
 
     let log = process::target_dir(&root)?
         .join("xtask-test")
@@ -315,6 +318,55 @@ fn missing_message(failures: &[(&str, String)], installer: Option<Installer>) ->
         "or skip interop on purpose: {SKIP_INTEROP_ENV}=1 cargo xtask test"
     ));
     message
+}
+
+/// The programs the network-namespace tests (`tests/tests/e2e/links.rs`)
+/// run, and the Debian package of each.
+const NETWORK_TOOLS: [(&str, &str); 2] = [("ip", "iproute2"), ("haproxy", "haproxy")];
+
+/// Where the network-namespace tests must run (as root, or under CI: see
+/// `iris_testkit::netns::required`), installs the tools they need that are
+/// missing, with apt-get, as `.ci/run` does; fails naming the command when
+/// that cannot be done. Elsewhere those tests skip, saying why, and need
+/// nothing.
+fn provide_network_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = NETWORK_TOOLS
+        .iter()
+        .filter(|(program, _)| iris_testkit::netns::find_program(program).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() || !iris_testkit::netns::required() {
+        return Ok(());
+    }
+    let command = format!("apt-get install -y {}", missing.join(" "));
+    eprintln!(
+        "==> the network-namespace tests need {}: installing with `apt-get update && {command}`",
+        missing.join(", ")
+    );
+    let installed_now = Command::new("apt-get")
+        .arg("update")
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+        && Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+    if installed_now
+        && NETWORK_TOOLS
+            .iter()
+            .all(|(program, _)| iris_testkit::netns::find_program(program).is_some())
+    {
+        return Ok(());
+    }
+    bail!(
+        "the network-namespace tests need {} and it could not be installed here; install it with \
+         `{command}` (as root) and run `cargo xtask test` again",
+        missing.join(" and ")
+    )
 }
 
 /// The totals of cargo test's `test result:` lines.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use iris_app::{ConnectionArgs, Verbosity, init_logging, parse_seconds};
-use iris_wire::{Address, DEFAULT_MAX_FRAME, Listener};
+use iris_wire::{Address, Listener};
 use signal_hook::iterator::Signals;
 
 use crate::output::{Format, Output};
@@ -39,8 +39,11 @@ struct Cli {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     max_handshakes: u32,
 
-    /// Largest message accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME)]
+    /// Largest message accepted, in bytes. No message the listener
+    /// understands needs more than a few KiB (a flower's pickle is refused
+    /// past 4 KiB), and this bounds what each connection can make the
+    /// listener hold.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_FRAME)]
     max_frame: u64,
 
     /// How each flower is printed.
@@ -59,6 +62,21 @@ struct Cli {
     /// connection is dropped, so such a client cannot hold a slot forever.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
     write_timeout: f64,
+
+    /// Seconds an authenticated client may send nothing at all; then its
+    /// connection is closed and its slot freed, so that a client that went
+    /// away without closing (its host or link died) cannot hold a slot
+    /// forever. 0 waits forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = parse_seconds_or_zero)]
+    idle_timeout: f64,
+
+    /// TCP keepalive: after SECONDS without a byte from a client, probe it
+    /// every SECONDS/6 (at least 1 s); after 3 unanswered probes, or data
+    /// unacknowledged as long (TCP_USER_TIMEOUT), its connection fails and
+    /// its slot is freed: a dead client is noticed 1.5 × SECONDS after it
+    /// last sent (90 s by default). 0 turns keepalive off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    keepalive: u32,
 
     /// Seconds open connections get to finish after SIGINT or SIGTERM.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds)]
@@ -80,6 +98,14 @@ Exit codes:
   1  cannot start (no authkey, address in use, ...), the --once connection
      failed, or a second signal
   2  usage error: bad flags or flag values, including an unparsable --address";
+
+/// The default `--max-frame`: 64 KiB, room to spare over the largest frame
+/// a flower takes (the seed's pickle of a pickle of at most
+/// `MAX_PICKLE_LEN`, 4 KiB), and small enough that any frame fits the
+/// connection's ordinary read buffer (256 KiB), so a connection never holds
+/// more than that buffer (see the README's worst case).
+const MAX_FRAME: u64 = 64 << 10;
+const _: () = assert!(MAX_FRAME >= 4 * iris_protocol::python::MAX_PICKLE_LEN as u64);
 
 /// Exit code of a usage error, as clap's own and the client's.
 const USAGE: u8 = 2;
@@ -109,11 +135,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // follows `listening on` at once must still stop us gracefully.
     let signals = catch_signals()?;
     let authkey = cli.connection.authkey()?;
+    let idle_timeout = Some(Duration::from_secs_f64(cli.idle_timeout)).filter(|t| !t.is_zero());
     let options = cli
         .connection
         .wire_options()
         .with_max_frame(cli.max_frame)
-        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)));
+        .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)))
+        .with_read_timeout(idle_timeout)
+        .with_keepalive(Some(Duration::from_secs(cli.keepalive.into())));
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)
         .map_err(|e| anyhow::anyhow!(iris_app::with_hint(&e)))?;
     let address = listener.local_addr().to_string();
@@ -128,6 +157,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         max_handshakes: cli.max_handshakes as usize,
         once: cli.once,
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout),
+        idle_timeout,
     };
     let server = Server::new(listener, Output::new(cli.format), config);
     stop_on_signals(signals, server.stopper())?;
@@ -191,6 +221,14 @@ fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Parses a number of seconds where 0 means "no limit".
+fn parse_seconds_or_zero(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(0.0) => Ok(0.0),
+        _ => parse_seconds(text).map_err(|e| format!("{e}, or 0 for no limit")),
+    }
+}
+
 /// Writes `contents` to a temporary file beside `path`, then renames it into
 /// place, so a reader never sees a partial address.
 fn write_atomically(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -227,6 +265,16 @@ mod tests {
         );
         summary.abandoned = 2;
         assert!(summary_line(&summary).ends_with("sealed=2 unsealed=1 abandoned=2"));
+    }
+
+    #[test]
+    fn an_idle_timeout_of_zero_means_none() {
+        assert_eq!(parse_seconds_or_zero("0"), Ok(0.0));
+        assert_eq!(parse_seconds_or_zero("2.5"), Ok(2.5));
+        for bad in ["-1", "nan", "soon"] {
+            let error = parse_seconds_or_zero(bad).expect_err(bad);
+            assert!(error.ends_with("or 0 for no limit"), "{error}");
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub(crate) struct Config {
     pub(crate) once: bool,
     /// How long open connections may take to finish once stopping.
     pub(crate) shutdown_timeout: Duration,
+    /// How long an authenticated client may send nothing (`None`: forever).
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// What the server did, for the summary line.
@@ -503,6 +505,10 @@ impl SessionContext {
             Err(SessionError::StdoutClosed) => {
                 Stopper(Arc::clone(&self.shared)).stop();
             }
+            Err(SessionError::Idle) => tracing::warn!(
+                "connection {id} closed after {flowers} flowers: it sent nothing for {:.1} s (--idle-timeout); its slot is free",
+                self.config.idle_timeout.unwrap_or_default().as_secs_f64()
+            ),
             Err(e) => {
                 debug_assert!(failed);
                 tracing::warn!("connection {id} dropped after {flowers} flowers: {e}");

@@ -23,14 +23,23 @@ pub(crate) enum SessionError {
     Decode(iris_protocol::DecodeError),
     /// Our stdout is gone; nothing more can be reported.
     StdoutClosed,
+    /// The peer sent nothing for the idle timeout.
+    Idle,
 }
 
 impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // The kernel gave up on the peer: keepalive probes or our data
+            // went unanswered (see `--keepalive`).
+            SessionError::Wire(Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => write!(
+                f,
+                "the client stopped answering (TCP keepalive probes or data went unacknowledged: its host or network is down; --keepalive): {e}"
+            ),
             SessionError::Wire(e) => e.fmt(f),
             SessionError::Decode(e) => write!(f, "bad message: {e}"),
             SessionError::StdoutClosed => f.write_str("stdout was closed"),
+            SessionError::Idle => f.write_str("the client sent nothing for the idle timeout"),
         }
     }
 }
@@ -69,12 +78,17 @@ fn serve_requests(
 ) -> Result<Ending, SessionError> {
     loop {
         if !connection.has_buffered_frame() {
-            // About to wait for the network: show what we have so far.
+            // About to wait for the network: show what we have so far,
+            // and send the replies queued (here, so that a client that does
+            // not read them is told apart from an idle one).
             lines.publish()?;
+            connection.flush().map_err(SessionError::Wire)?;
         }
         let frame = match connection.recv_frame() {
             Ok(frame) => frame,
             Err(Error::Closed) => return Ok(Ending::Disconnected),
+            // Replies were flushed above: only the read can time out here.
+            Err(Error::Timeout { .. }) => return Err(SessionError::Idle),
             Err(e) => return Err(SessionError::Wire(e)),
         };
         match decode(frame).map_err(SessionError::Decode)? {

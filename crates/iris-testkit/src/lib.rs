@@ -10,6 +10,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod netns;
 pub mod process;
 pub mod report;
 

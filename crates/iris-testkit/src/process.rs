@@ -42,6 +42,8 @@ pub struct Lines {
 #[derive(Debug, Default)]
 struct LinesState {
     lines: Vec<String>,
+    /// When each line was read, for tests that time what a child says.
+    arrivals: Vec<Instant>,
     ended: bool,
 }
 
@@ -64,7 +66,10 @@ impl Lines {
                             buffer.pop();
                         }
                         let line = String::from_utf8_lossy(&buffer).into_owned();
-                        lock(&writer.state).lines.push(line);
+                        let mut state = lock(&writer.state);
+                        state.lines.push(line);
+                        state.arrivals.push(Instant::now());
+                        drop(state);
                         writer.changed.notify_all();
                     }
                 }
@@ -110,6 +115,29 @@ impl Lines {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// When line `index` (from 0) was read from the pipe, if it has been:
+    /// within microseconds of when the child wrote it, since a thread
+    /// waits on the pipe all the time.
+    pub fn arrival(&self, index: usize) -> Option<Instant> {
+        lock(&self.state).arrivals.get(index).copied()
+    }
+
+    /// Waits for the first line that `matches` and returns it with when it
+    /// was read; `Err` with all the lines if the pipe ends first. Panics
+    /// after [`timeout`], saying it was waiting for `what`.
+    pub fn wait_for_line(
+        &self,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<(String, Instant), Vec<String>> {
+        let index = self.wait_for(what, |lines| lines.iter().position(|line| matches(line)))?;
+        let line = lock(&self.state).lines[index].clone();
+        let arrival = self
+            .arrival(index)
+            .expect("a line read has its arrival time");
+        Ok((line, arrival))
     }
 
     /// Whether the pipe has ended (the child exited or closed it).

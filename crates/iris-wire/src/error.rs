@@ -208,8 +208,9 @@ impl From<AuthError> for Error {
 }
 
 impl Error {
-    /// Maps an I/O error, turning timeouts into [`Error::Timeout`] and
-    /// unwrapping record errors carried through I/O results.
+    /// Maps an I/O error, turning the stream's own timeouts into
+    /// [`Error::Timeout`] and unwrapping record errors carried through I/O
+    /// results.
     pub(crate) fn from_io(source: io::Error, waiting_for: &'static str) -> Self {
         if let Some(record) = source
             .get_ref()
@@ -218,8 +219,46 @@ impl Error {
             return record.clone().into();
         }
         match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout { waiting_for },
+            io::ErrorKind::WouldBlock => Error::Timeout { waiting_for },
+            // Ours: a deadline that ran out (an error made from the kind
+            // alone), or a socket timeout on Windows. From a Unix socket,
+            // ETIMEDOUT is the kernel giving up on an unresponsive peer
+            // (keepalive, unacknowledged data): a dead peer, which the
+            // caller needs to tell apart from a quiet one.
+            io::ErrorKind::TimedOut if cfg!(windows) || source.raw_os_error().is_none() => {
+                Error::Timeout { waiting_for }
+            }
             _ => Error::Io(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_peer_times_out_and_a_dead_one_is_an_io_error() {
+        // SO_RCVTIMEO running out (EAGAIN), and a deadline of ours.
+        for ours in [
+            io::Error::from(io::ErrorKind::WouldBlock),
+            io::Error::from(io::ErrorKind::TimedOut),
+        ] {
+            assert!(matches!(
+                Error::from_io(ours, "a message"),
+                Error::Timeout {
+                    waiting_for: "a message"
+                }
+            ));
+        }
+        // The kernel giving up on the peer: keepalive or TCP_USER_TIMEOUT.
+        #[cfg(target_os = "linux")]
+        {
+            const ETIMEDOUT: i32 = 110;
+            assert!(matches!(
+                Error::from_io(io::Error::from_raw_os_error(ETIMEDOUT), "a message"),
+                Error::Io(e) if e.kind() == io::ErrorKind::TimedOut
+            ));
         }
     }
 }

@@ -79,7 +79,8 @@
 //! - After authentication nothing is bounded in time unless you ask: a server
 //!   should set [`Options::with_write_timeout`] (and, for request/response use,
 //!   [`Options::with_read_timeout`]) so that a peer that stops reading or sending
-//!   cannot hold a thread forever.
+//!   cannot hold a thread forever, and [`Options::with_keepalive`] so that a
+//!   peer whose host or link died without closing is noticed.
 //! - Pickles are not this crate's business: it moves bytes. Never hand a
 //!   received frame to a general unpickler.
 //! - The authkey authenticates; it does not encrypt. Anyone who can watch the
@@ -108,6 +109,8 @@ pub use codec::CodecError;
 pub use connection::Connection;
 pub use error::{AuthError, Error};
 pub use listener::{Incoming, Listener};
-pub use options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, Options};
+pub use options::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, KEEPALIVE_PROBES, Options, keepalive_interval,
+};
 pub use seal::Sealing;
 pub use stream::{Stream, Transport};

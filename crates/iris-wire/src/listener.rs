@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(unix)]
@@ -19,8 +19,12 @@ use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
 use crate::driver::no_screen;
 use crate::handshake::{AuthKey, Handshake, Role, ToAuthKey};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::options::keepalive_limit;
 use crate::stream::Stream;
 use crate::{Address, Error, Options};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::{KEEPALIVE_PROBES, keepalive_interval};
 
 #[derive(Debug)]
 pub(crate) enum Socket {
@@ -158,6 +162,9 @@ impl Listener {
                 let (stream, peer) = listener.accept().map_err(Error::Io)?;
                 // Our writes are batched already; Nagle would only add delay.
                 stream.set_nodelay(true).map_err(Error::Io)?;
+                if let Some(idle) = self.options.keepalive() {
+                    set_keepalive(&stream, idle).map_err(Error::Io)?;
+                }
                 (Stream::Tcp(stream), Address::from(peer))
             }
             #[cfg(unix)]
@@ -238,6 +245,22 @@ impl Incoming {
         self.connection
             .run_authentication(self.handshake, self.deadline, self.timeout, no_screen)
     }
+}
+
+/// Turns on TCP keepalive as [`Options::with_keepalive`] describes.
+fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    // The kernel counts keepalive times in whole seconds, at least one.
+    let idle = idle.max(Duration::from_secs(1));
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let keepalive = keepalive
+        .with_interval(keepalive_interval(idle))
+        .with_retries(KEEPALIVE_PROBES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    socket.set_tcp_user_timeout(Some(keepalive_limit(idle)))?;
+    Ok(())
 }
 
 fn bind_tcp(address: &Address) -> io::Result<TcpListener> {

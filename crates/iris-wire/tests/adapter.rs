@@ -460,6 +460,72 @@ fn a_peer_that_stops_reading_times_out_the_sender() {
     assert!(err.to_string().contains("the peer to read"), "{err}");
 }
 
+#[test]
+fn a_read_timeout_ends_a_receive_from_a_silent_peer() {
+    let options = Options::new().with_read_timeout(Some(Duration::from_millis(200)));
+    let (local, server) = serve_one("127.0.0.1:0", options, |connection| {
+        let mut connection = connection.expect("authenticated");
+        let started = Instant::now();
+        (connection.recv_bytes().map(drop), started.elapsed())
+    });
+    let _silent = Client::connect(&local, KEY).expect("connect");
+    let (result, waited) = server.join().expect("server");
+    assert!(
+        matches!(
+            result,
+            Err(Error::Timeout {
+                waiting_for: "a message"
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+}
+
+/// Accepted TCP connections carry the keepalive settings asked for, and
+/// `TCP_USER_TIMEOUT` bounds unacknowledged data as long.
+#[cfg(target_os = "linux")]
+#[test]
+fn accepted_connections_get_the_keepalive_asked_for() {
+    let idle = Duration::from_secs(12);
+    let options = Options::new().with_keepalive(Some(idle));
+    assert_eq!(options.keepalive_limit(), Some(Duration::from_secs(18)));
+    let listener = Listener::bind_with("127.0.0.1:0", KEY, options).expect("bind");
+    let _client = TcpStream::connect(listener.local_addr().to_string()).expect("connect");
+    let (stream, _) = listener.accept_stream().expect("accept");
+    let iris_wire::Stream::Tcp(tcp) = &stream else {
+        panic!("a TCP stream")
+    };
+    let socket = socket2::SockRef::from(tcp);
+    assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+    assert_eq!(socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"), idle);
+    assert_eq!(
+        socket.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+        iris_wire::keepalive_interval(idle)
+    );
+    assert_eq!(
+        socket.tcp_keepalive_retries().expect("TCP_KEEPCNT"),
+        iris_wire::KEEPALIVE_PROBES
+    );
+    assert_eq!(
+        socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"),
+        Some(Duration::from_secs(18))
+    );
+
+    // Off by default: the system's setting stays.
+    let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let _client = TcpStream::connect(listener.local_addr().to_string()).expect("connect");
+    let (stream, _) = listener.accept_stream().expect("accept");
+    let iris_wire::Stream::Tcp(tcp) = &stream else {
+        panic!("a TCP stream")
+    };
+    assert!(
+        !socket2::SockRef::from(tcp)
+            .keepalive()
+            .expect("SO_KEEPALIVE")
+    );
+}
+
 /// Both sides over a `UnixStream::pair()` the caller made, with the stream
 /// handed back afterwards, bytes already read included. Only an unsealed
 /// session has a plain stream to hand back.

@@ -6,10 +6,12 @@ mod client_cli;
 mod concurrency;
 mod formats;
 mod handshake_limits;
+mod links;
 mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod readme;
+mod reliability;
 mod shutdown;
 mod streaming;
 

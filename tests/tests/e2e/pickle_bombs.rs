@@ -16,7 +16,9 @@ use iris_wire::{Client, Connection};
 /// The largest pickle the listener decodes (`iris_protocol::python::MAX_PICKLE_LEN`).
 const MAX_PICKLE_LEN: usize = 4 << 10;
 
-/// The listener's default `--max-frame`: the largest frame it receives.
+/// The largest frame the listener is made to receive here: 64 MiB, far
+/// above its default `--max-frame` (64 KiB), so that the pickle budgets are
+/// shown to hold whatever frame limit an operator sets.
 const MAX_FRAME: usize = 64 << 20;
 
 /// The README's bound on what decoding costs a connection beyond the
@@ -188,7 +190,8 @@ fn send_all(
 
 #[test]
 fn pickle_bombs_are_refused_at_once_in_bounded_memory_while_others_are_served() {
-    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let max_frame = MAX_FRAME.to_string();
+    let listener = ListenerProcess::start(&["--max-frame", &max_frame], &[KEY_ENV]);
     let pid = listener.process().pid();
     let mut bystander = connect(&listener);
     let baseline = peak_rss_kib(pid);

@@ -325,7 +325,9 @@ fn pickles_that_would_run_code_are_refused_and_the_listener_keeps_serving() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let marker = dir.path().join("pwned");
-    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    // Frames up to 64 MiB, so that the pickle decoder, not the default
+    // 64 KiB frame limit, refuses the long attacks.
+    let listener = ListenerProcess::start(&["--max-frame", "67108864"], &[KEY_ENV]);
     let port = port_of(listener.address());
 
     let attacker = python_process(&python, "attacker", |command| {

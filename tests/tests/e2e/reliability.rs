@@ -1,0 +1,214 @@
+//! The listener as a service under faults and load: clients that go silent
+//! or die, memory and descriptors that run short, a slow stdout, signals
+//! mid-stream. Each test states what it measured (`eprintln!`, shown with
+//! `--nocapture`); the README's Reliability table quotes them.
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, peak_rss_kib, send};
+use iris_wire::{AuthError, Client, Error, Stream};
+
+use crate::FLOWERS;
+
+/// An authenticated client that goes silent (as one whose link died
+/// without FIN or RST looks to the listener on loopback) is closed at the
+/// idle timeout, with a log line that says why, and its slot is freed: with
+/// `--max-connections 1`, the next client is refused while it holds the
+/// slot and served after.
+#[test]
+fn a_silent_client_is_closed_at_the_idle_timeout_and_its_slot_freed() {
+    const IDLE: Duration = Duration::from_secs(2);
+    // The stated bound: closed within the idle timeout plus 10 s of
+    // scheduling slack on a loaded 2-core machine.
+    const BOUND: Duration = Duration::from_secs(12);
+    let listener = ListenerProcess::start(
+        &["--idle-timeout", "2", "--max-connections", "1"],
+        &[KEY_ENV],
+    );
+    let address = listener.address().to_owned();
+    let mut silent =
+        Client::connect(&address, TEST_KEY.as_bytes()).expect("the silent client connects");
+    listener.wait_for_log("authenticated", 1);
+    let authenticated = Instant::now();
+
+    // The slot is taken: the next client is refused before any challenge.
+    match Client::connect(&address, TEST_KEY.as_bytes()) {
+        Err(Error::Authentication(AuthError::ClosedBeforeChallenge)) => {}
+        other => panic!("expected a refusal at the connection limit, got {other:?}"),
+    }
+
+    let line = listener.wait_for_log("(--idle-timeout)", 1).remove(0);
+    let closed_after = authenticated.elapsed();
+    assert!(
+        line.contains("connection 1 closed after 0 flowers: it sent nothing for 2.0 s"),
+        "{line}"
+    );
+    assert!(
+        closed_after >= IDLE - Duration::from_millis(100) && closed_after < BOUND,
+        "closed {closed_after:?} after authenticating; expected {IDLE:?} to {BOUND:?}"
+    );
+    // The silent client sees the connection closed.
+    assert!(
+        matches!(silent.recv_bytes(), Err(Error::Closed)),
+        "the listener closed the idle connection"
+    );
+
+    // The slot is free: a real client is served.
+    send(&address, &["--flower", &FLOWERS[0].arg()]).assert_all_acknowledged(1);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert_eq!(summary.get("connections"), 2, "{}", summary.line);
+    assert_eq!(summary.get("rejected"), 1, "{}", summary.line);
+    assert_eq!(summary.get("flowers"), 1, "{}", summary.line);
+    eprintln!("idle client closed {closed_after:?} after authenticating (--idle-timeout 2)");
+}
+
+/// The listener's default `--max-frame`.
+const DEFAULT_MAX_FRAME: usize = 64 << 10;
+
+/// Connects and authenticates, and returns the bare stream, to write
+/// whatever bytes a test wants the listener to receive.
+fn authenticated_stream(address: &str) -> Stream {
+    let connection = Client::connect(address, TEST_KEY.as_bytes()).expect("connect");
+    let (stream, unread) = connection.into_parts().expect("the stream back");
+    assert!(
+        unread.is_empty(),
+        "the listener sent nothing after its welcome"
+    );
+    stream
+}
+
+/// The TCP sockets of this network namespace with `port` at either end, as
+/// `(send queue, receive queue)` byte counts, from /proc/net/tcp{,6}.
+fn socket_queues(port: u16) -> Vec<(u64, u64)> {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+                    if !local.ends_with(&wanted) && !remote.ends_with(&wanted) {
+                        return None;
+                    }
+                    let (tx, rx) = queues.split_once(':')?;
+                    Some((
+                        u64::from_str_radix(tx, 16).ok()?,
+                        u64::from_str_radix(rx, 16).ok()?,
+                    ))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Waits until every byte sent on the connections to `port` has been read
+/// by the program at the other end: no socket there has anything queued.
+fn wait_until_all_read(port: u16) {
+    let deadline = Instant::now() + iris_e2e::timeout();
+    loop {
+        let queues = socket_queues(port);
+        if queues.iter().all(|&(tx, rx)| tx == 0 && rx == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bytes still queued on the connections to port {port}: {queues:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn port_of(address: &str) -> u16 {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {address:?}"))
+}
+
+/// Issue acceptance: 64 authenticated clients each start a maximal frame
+/// and send it slowly, all but its last byte; the listener's peak RSS stays
+/// under the README's bound (a baseline plus 640 KiB a connection), a frame
+/// over the limit is refused from its header, and a normal client is served
+/// meanwhile.
+#[test]
+fn clients_holding_maximal_frames_stay_within_the_memory_bound() {
+    const CLIENTS: usize = 64;
+    // The README's bound: the listener's baseline, and the most an
+    // authenticated connection can hold.
+    const BASELINE_KIB: u64 = 10 << 10;
+    const PER_CONNECTION_KIB: u64 = 640;
+    const SLICES: usize = 16;
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let address = listener.address().to_owned();
+    let pid = listener.process().pid();
+    let at_start = peak_rss_kib(pid);
+
+    let holders: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let address = address.clone();
+            thread::spawn(move || {
+                let mut stream = authenticated_stream(&address);
+                stream
+                    .write_all(&(DEFAULT_MAX_FRAME as u32).to_be_bytes())
+                    .expect("the header");
+                // Slowly: a slice at a time, all but the last byte.
+                let payload = vec![b'x'; DEFAULT_MAX_FRAME - 1];
+                for slice in payload.chunks(payload.len().div_ceil(SLICES)) {
+                    stream.write_all(slice).expect("a slice of the frame");
+                    thread::sleep(Duration::from_millis(20));
+                }
+                stream
+            })
+        })
+        .collect();
+    let holders: Vec<Stream> = holders
+        .into_iter()
+        .map(|holder| holder.join().expect("a client holding a frame"))
+        .collect();
+    listener.wait_for_log("authenticated", CLIENTS);
+    wait_until_all_read(port_of(&address));
+    let peak = peak_rss_kib(pid);
+    let bound = BASELINE_KIB + CLIENTS as u64 * PER_CONNECTION_KIB;
+    eprintln!(
+        "{CLIENTS} clients each holding {} of a {DEFAULT_MAX_FRAME}-byte frame: listener peak RSS {peak} KiB ({at_start} KiB at start; bound {bound} KiB)",
+        DEFAULT_MAX_FRAME - 1
+    );
+    assert!(
+        peak < bound,
+        "peak RSS {peak} KiB, over the bound of {bound} KiB"
+    );
+
+    // One byte over the limit is refused from the header alone.
+    let mut oversized = authenticated_stream(&address);
+    oversized
+        .write_all(&(DEFAULT_MAX_FRAME as u32 + 1).to_be_bytes())
+        .expect("the header");
+    let line = listener
+        .wait_for_log("over the limit of 65536 bytes", 1)
+        .remove(0);
+    assert!(line.contains("a frame of 65537 bytes"), "{line}");
+
+    // Meanwhile, a normal client is served.
+    send(&address, &["--flower", &FLOWERS[1].arg()]).assert_all_acknowledged(1);
+
+    drop(holders);
+    drop(oversized);
+    listener.wait_for_log("dropped after 0 flowers", CLIENTS + 1);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert_eq!(
+        summary.get("connections"),
+        CLIENTS as u64 + 2,
+        "{}",
+        summary.line
+    );
+    assert_eq!(summary.get("flowers"), 1, "{}", summary.line);
+}
