@@ -97,6 +97,7 @@ pub mod frame;
 pub mod handshake;
 mod listener;
 mod options;
+pub mod seal;
 mod stream;
 
 pub use address::{Address, ToAddress};
@@ -108,4 +109,5 @@ pub use connection::Connection;
 pub use error::{AuthError, Error};
 pub use listener::{Incoming, Listener};
 pub use options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, Options};
+pub use seal::Sealing;
 pub use stream::{Stream, Transport};

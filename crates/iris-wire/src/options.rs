@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::seal::Sealing;
+
 /// Default limit on a frame received after authentication: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u64 = 64 << 20;
 
@@ -31,6 +33,7 @@ pub struct Options {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     max_frame: u64,
+    sealing: Sealing,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             read_timeout: None,
             write_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
+            sealing: Sealing::Prefer,
         }
     }
 }
@@ -89,6 +93,15 @@ impl Options {
         self
     }
 
+    /// Whether sessions with iris peers are sealed: [`Sealing::Prefer`] by
+    /// default (sealed with iris peers, unsealed with CPython's);
+    /// [`Sealing::Require`] refuses peers that cannot seal, and makes a
+    /// client send its challenge at once (fast open).
+    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = sealing;
+        self
+    }
+
     /// Whether legacy HMAC-MD5 is accepted.
     pub fn legacy_md5(&self) -> bool {
         self.legacy_md5
@@ -112,5 +125,10 @@ impl Options {
     /// The largest frame accepted after authentication.
     pub fn max_frame(&self) -> u64 {
         self.max_frame
+    }
+
+    /// The sealing policy.
+    pub fn sealing(&self) -> Sealing {
+        self.sealing
     }
 }
