@@ -1,0 +1,272 @@
+//! The Python sealed client (`tests/python/sealed_client.py`), written from
+//! `docs/PROTOCOL.md` alone, against the real listener: proof that the spec
+//! is complete, and that its test vectors are the ones the document shows.
+
+use std::path::PathBuf;
+
+use iris_e2e::{Finished, KEY_ENV, ListenerProcess, Process, repo_root};
+use iris_testkit::Python;
+
+use crate::{FLOWERS, area_of};
+
+/// The seed's client, on a given port and flower: `sys.argv[1:]` are the
+/// seed's directory, the port and `SL,SW,PL,PW,SPECIES`.
+const CPYTHON_CLIENT: &str = r#"
+import pickle, sys
+from multiprocessing.connection import Client
+sys.path.insert(0, sys.argv[1])
+from iris import Iris
+*measurements, species = sys.argv[3].split(',')
+connection = Client(('127.0.0.1', int(sys.argv[2])), authkey=b'My voice is my password, verify me.')
+connection.send(pickle.dumps(Iris(*map(float, measurements), species)))
+connection.send('close')
+connection.close()
+"#;
+
+fn sealed_client() -> PathBuf {
+    repo_root()
+        .join("tests")
+        .join("python")
+        .join("sealed_client.py")
+}
+
+/// Runs `sealed_client.py ARGS` with `python` to its end.
+fn run_sealed_client(python: &Python, args: &[&str]) -> Finished {
+    let mut command = python.command();
+    command.arg(sealed_client()).args(args);
+    Process::spawn("sealed_client.py", command).finish()
+}
+
+/// Sends the three test flowers, `--fast-open` or not; the client must
+/// report a sealed session.
+fn send_flowers(python: &Python, address: &str, fast_open: bool) {
+    let flowers: Vec<String> = FLOWERS.iter().map(|flower| flower.arg()).collect();
+    let mut args = vec!["--address", address];
+    for flower in &flowers {
+        args.extend(["--flower", flower.as_str()]);
+    }
+    if fast_open {
+        args.push("--fast-open");
+    }
+    let client = run_sealed_client(python, &args);
+    client.assert_code(0);
+    assert!(
+        client.stdout_text().contains("sent 3 flowers")
+            && client.stdout_text().contains("in a sealed session"),
+        "{}",
+        client.describe()
+    );
+}
+
+/// Asserts that the listener printed the areas of `sessions` sessions of
+/// the three flowers and the `more` areas, in any order.
+fn assert_areas(finished: &Finished, sessions: usize, more: &[f64]) {
+    let mut areas: Vec<f64> = finished.area_lines().into_iter().map(area_of).collect();
+    let mut expected: Vec<f64> = (0..sessions)
+        .flat_map(|_| FLOWERS.iter().map(|flower| flower.area()))
+        .chain(more.iter().copied())
+        .collect();
+    areas.sort_by(f64::total_cmp);
+    expected.sort_by(f64::total_cmp);
+    assert_eq!(areas, expected, "{}", finished.describe());
+}
+
+/// The listener's `authenticated` log lines.
+fn authenticated_lines(finished: &Finished) -> Vec<&str> {
+    finished
+        .stderr
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.contains(" authenticated"))
+        .collect()
+}
+
+#[test]
+fn the_python_sealed_client_is_served_sealed_pipelined_and_fast_open() {
+    let test = "the_python_sealed_client_is_served_sealed_pipelined_and_fast_open";
+    let Some(python) = iris_testkit::python3(test) else {
+        return;
+    };
+
+    // Sealing by default: the sealed client in both modes, and a CPython
+    // client beside them (python3 is 3.11: legacy MD5), unsealed.
+    let listener = ListenerProcess::start(&["--allow-legacy-md5"], &[KEY_ENV]);
+    send_flowers(&python, listener.address(), false);
+    send_flowers(&python, listener.address(), true);
+    let port = listener
+        .address()
+        .rsplit_once(':')
+        .expect("HOST:PORT")
+        .1
+        .to_owned();
+    let mut cpython = python.command();
+    cpython
+        .arg("-c")
+        .arg(CPYTHON_CLIENT)
+        .arg(repo_root().join("tests").join("seed"))
+        .arg(&port)
+        .arg(FLOWERS[0].arg());
+    Process::spawn("a CPython client", cpython)
+        .finish()
+        .assert_code(0);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert_areas(&finished, 2, &[FLOWERS[0].area()]);
+    let logged = authenticated_lines(&finished);
+    assert_eq!(logged.len(), 3, "{}", finished.describe());
+    for line in &logged[..2] {
+        assert!(
+            line.ends_with("authenticated, sealed"),
+            "the sealed client's connection is not logged as sealed: {line}"
+        );
+    }
+    assert!(
+        logged[2].contains("unsealed"),
+        "the CPython client's connection is not logged as unsealed: {}",
+        logged[2]
+    );
+    let summary = finished.summary();
+    assert_eq!(summary.get("sealed"), 2, "{}", summary.line);
+    assert_eq!(summary.get("unsealed"), 1, "{}", summary.line);
+    assert_eq!(summary.get("rejected"), 0, "{}", summary.line);
+
+    // A listener that requires sealing serves it the same, both modes.
+    let listener = ListenerProcess::start(&["--require-sealed"], &[KEY_ENV]);
+    send_flowers(&python, listener.address(), false);
+    send_flowers(&python, listener.address(), true);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert_areas(&finished, 2, &[]);
+    let summary = finished.summary();
+    assert_eq!(summary.get("sealed"), 2, "{}", summary.line);
+    assert_eq!(summary.get("unsealed"), 0, "{}", summary.line);
+}
+
+#[test]
+fn a_wrong_key_fails_cleanly_in_both_modes_and_the_listener_keeps_serving() {
+    let test = "a_wrong_key_fails_cleanly_in_both_modes_and_the_listener_keeps_serving";
+    let Some(python) = iris_testkit::python3(test) else {
+        return;
+    };
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let address = listener.address();
+    let wrong = ["--address", address, "--authkey", "not the password"];
+
+    // Pipelined, the listener refuses our answer with #FAILURE#; in fast
+    // open, the client sees first that the listener's answer is wrong.
+    let pipelined = run_sealed_client(&python, &wrong);
+    pipelined.assert_code(4);
+    assert!(
+        pipelined
+            .stderr_text()
+            .contains("the listener rejected our key"),
+        "{}",
+        pipelined.describe()
+    );
+    let fast_open = run_sealed_client(&python, &[&wrong[..], &["--fast-open"]].concat());
+    fast_open.assert_code(4);
+    assert!(
+        fast_open
+            .stderr_text()
+            .contains("the listener's answer to our challenge is wrong"),
+        "{}",
+        fast_open.describe()
+    );
+    for failed in [&pipelined, &fast_open] {
+        assert!(
+            !failed.stderr_text().contains("Traceback"),
+            "a failure is a message, not a traceback\n{}",
+            failed.describe()
+        );
+    }
+    listener.wait_for_log("rejected", 2);
+
+    send_flowers(&python, address, true);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert_areas(&finished, 1, &[]);
+    let summary = finished.summary();
+    assert_eq!(summary.get("rejected"), 2, "{}", summary.line);
+    assert_eq!(summary.get("sealed"), 1, "{}", summary.line);
+}
+
+#[test]
+fn the_python_sealed_client_refuses_a_listener_that_cannot_seal() {
+    let test = "the_python_sealed_client_refuses_a_listener_that_cannot_seal";
+    let Some(python) = iris_testkit::python3(test) else {
+        return;
+    };
+    let listener = ListenerProcess::start(&["--no-sealing"], &[KEY_ENV]);
+    for mode in [&[][..], &["--fast-open"]] {
+        let client = run_sealed_client(
+            &python,
+            &[&["--address", listener.address()][..], mode].concat(),
+        );
+        client.assert_code(9);
+        assert!(
+            client
+                .stderr_text()
+                .contains("the listener cannot seal: it is an iris listener with sealing off"),
+            "{}",
+            client.describe()
+        );
+    }
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert!(finished.area_lines().is_empty(), "{}", finished.describe());
+    assert_eq!(finished.summary().get("flowers"), 0);
+}
+
+/// The block of section 6 is what the independent implementation computes,
+/// so the document cannot drift from it.
+#[test]
+fn the_test_vectors_in_protocol_md_are_the_python_clients() {
+    let Some(python) =
+        iris_testkit::python3("the_test_vectors_in_protocol_md_are_the_python_clients")
+    else {
+        return;
+    };
+    let vectors = run_sealed_client(&python, &["--vectors"]);
+    vectors.assert_code(0);
+    let block = format!("{}\n", vectors.stdout_text());
+    let names: Vec<&str> = vectors
+        .stdout
+        .iter()
+        .filter_map(|line| line.split_once(" = ").map(|(name, _)| name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Lm",
+            "Cm",
+            "Cr",
+            "Lr",
+            "TH",
+            "shared",
+            "early",
+            "derived",
+            "master",
+            "c_secret",
+            "l_secret",
+            "client key",
+            "client iv",
+            "listener key",
+            "listener iv",
+            "client record 0",
+            "client record 1",
+            "listener record 0",
+            "c_secret next",
+        ],
+        "{}",
+        vectors.describe()
+    );
+    assert!(block.starts_with("```text\n") && block.ends_with("\n```\n"));
+    let doc_path = repo_root().join("docs").join("PROTOCOL.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", doc_path.display()));
+    assert!(
+        doc.contains(&block),
+        "docs/PROTOCOL.md's test vectors differ from `python3 tests/python/sealed_client.py \
+         --vectors`; it prints:\n{block}"
+    );
+}
