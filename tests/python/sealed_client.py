@@ -2,7 +2,8 @@
 
 Usage:
     sealed_client.py [--address HOST:PORT] [--authkey KEY] [--fast-open]
-                     [--flower SL,SW,PL,PW,SPECIES]... [--seed-dir DIR]
+                     [--flower SL,SW,PL,PW,SPECIES]... [--repeat N]
+                     [--record-size BYTES] [--seed-dir DIR] [--timeout SECS]
     sealed_client.py --vectors
 
 It sends flowers to an iris listener the way the seed's Python client does
@@ -19,8 +20,10 @@ whose area the listener prints as `Area: 18.13`.
 `--vectors` prints the test vectors of section 6 as the fenced block that
 docs/PROTOCOL.md holds, after checking the X25519 values against RFC 7748.
 
-Exit status: 0 when every flower was sent and the listener closed the session
-cleanly; 1 on a protocol error (a malformed handshake frame, a record that
+Exit status: 0 when every flower was sent and the listener then ended the
+session without sending anything that fails (like the seed's listener, an
+iris listener answers pickles with nothing, so a record it could not open
+ends the session the same way, and only its log tells); 1 on a protocol error (a malformed handshake frame, a record that
 does not open); 2 on a usage error; 3 when it cannot connect (or the listener
 closed before its challenge); 4 when authentication failed (a different
 authkey, or a man in the middle); 9 when the listener cannot seal.
@@ -271,8 +274,9 @@ class SealedConnection:
     multiprocessing.connection.Connection: send() pickles, send_bytes()
     sends raw frames, recv_bytes() receives them."""
 
-    def __init__(self, sock, sending, receiving, pending=b""):
+    def __init__(self, sock, sending, receiving, pending=b"", record_size=RECORD_PLAINTEXT_MAX):
         self._sock = sock
+        self._record_size = record_size
         self._sending = sending
         self._receiving = receiving
         # Handshake bytes not yet written (Cr and record 0), so that they
@@ -287,10 +291,8 @@ class SealedConnection:
         """One frame, in as many records as it takes (a record holds a
         piece of the inner stream, cut anywhere)."""
         data = frame(payload)
-        records = [
-            self._sending.seal(data[i : i + RECORD_PLAINTEXT_MAX])
-            for i in range(0, len(data), RECORD_PLAINTEXT_MAX)
-        ]
+        step = self._record_size
+        records = [self._sending.seal(data[i : i + step]) for i in range(0, len(data), step)]
         self._write(b"".join(records))
 
     def flush(self):
@@ -381,9 +383,10 @@ def listener_public_key(lm):
     )
 
 
-def connect(address, authkey, fast_open=False, timeout=10.0):
+def connect(address, authkey, fast_open=False, timeout=10.0, record_size=RECORD_PLAINTEXT_MAX):
     """Runs the sealed handshake and returns the SealedConnection. Every
-    connect, read and write gives up after `timeout` seconds."""
+    connect, read and write gives up after `timeout` seconds; each frame
+    sent is cut into records of at most `record_size` bytes."""
     # The ephemeral key and our challenge exist before the connection does.
     private_key = X25519PrivateKey.generate()
     cm = SHA256 + os.urandom(NONCE_LEN) + CLIENT_MARK + public_bytes(private_key)
@@ -393,13 +396,13 @@ def connect(address, authkey, fast_open=False, timeout=10.0):
     except OSError as e:
         raise ConnectFailed("cannot connect to %s: %s; is a listener running there?" % (address, e))
     try:
-        return _handshake(sock, authkey, private_key, cm, fast_open)
+        return _handshake(sock, authkey, private_key, cm, fast_open, record_size)
     except BaseException:
         sock.close()
         raise
 
 
-def _handshake(sock, authkey, private_key, cm, fast_open):
+def _handshake(sock, authkey, private_key, cm, fast_open, record_size):
     if fast_open:
         sock.sendall(frame(CHALLENGE + cm))
     header = recv_exactly(sock, 4, "its challenge")
@@ -450,7 +453,7 @@ def _handshake(sock, authkey, private_key, cm, fast_open):
     receiving = Direction(secrets["l_secret"])
     # Section 4.4: our #WELCOME# travels sealed, as record 0, confirming the keys.
     flight += sending.seal(frame(WELCOME))
-    return SealedConnection(sock, sending, receiving, pending=flight)
+    return SealedConnection(sock, sending, receiving, pending=flight, record_size=record_size)
 
 
 # --- Test vectors (section 6) -----------------------------------------------
@@ -565,6 +568,17 @@ def main():
         help="a flower to send (repeatable; default: the seed's)",
     )
     parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="send the flowers N times"
+    )
+    parser.add_argument(
+        "--record-size",
+        type=int,
+        default=RECORD_PLAINTEXT_MAX,
+        metavar="BYTES",
+        help="cut each frame into records of at most this many bytes (1 to 65536; "
+        "default 65536), to exercise a listener's reassembly",
+    )
+    parser.add_argument(
         "--seed-dir",
         default=str(Path(__file__).resolve().parent.parent / "seed"),
         help="the directory of the seed's iris.py, whose Iris class is pickled",
@@ -580,6 +594,10 @@ def main():
         "--vectors", action="store_true", help="print section 6's test vectors and exit"
     )
     args = parser.parse_args()
+    if not 1 <= args.record_size <= RECORD_PLAINTEXT_MAX:
+        parser.error("--record-size must be 1 to %d" % RECORD_PLAINTEXT_MAX)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.vectors:
         sys.stdout.write(vectors_block())
         return 0
@@ -590,13 +608,17 @@ def main():
     except ImportError as e:
         parser.error("cannot import the seed's Iris class from %s: %s" % (args.seed_dir, e))
     try:
-        flowers = [parse_flower(text, Iris) for text in args.flower or [SEED_FLOWER]]
+        flowers = [parse_flower(text, Iris) for text in args.flower or [SEED_FLOWER]] * args.repeat
     except argparse.ArgumentTypeError as e:
         parser.error(str(e))
 
     try:
         connection = connect(
-            args.address, args.authkey.encode(), fast_open=args.fast_open, timeout=args.timeout
+            args.address,
+            args.authkey.encode(),
+            fast_open=args.fast_open,
+            timeout=args.timeout,
+            record_size=args.record_size,
         )
         for flower in flowers:
             connection.send(pickle.dumps(flower))  # the seed client's double pickling

@@ -37,17 +37,15 @@ fn run_sealed_client(python: &Python, args: &[&str]) -> Finished {
     Process::spawn("sealed_client.py", command).finish()
 }
 
-/// Sends the three test flowers, `--fast-open` or not; the client must
-/// report a sealed session.
-fn send_flowers(python: &Python, address: &str, fast_open: bool) {
+/// Sends the three test flowers, with `options` (`--fast-open`, say); the
+/// client must report a sealed session.
+fn send_flowers(python: &Python, address: &str, options: &[&str]) {
     let flowers: Vec<String> = FLOWERS.iter().map(|flower| flower.arg()).collect();
     let mut args = vec!["--address", address];
     for flower in &flowers {
         args.extend(["--flower", flower.as_str()]);
     }
-    if fast_open {
-        args.push("--fast-open");
-    }
+    args.extend(options);
     let client = run_sealed_client(python, &args);
     client.assert_code(0);
     assert!(
@@ -91,8 +89,8 @@ fn the_python_sealed_client_is_served_sealed_pipelined_and_fast_open() {
     // Sealing by default: the sealed client in both modes, and a CPython
     // client beside them (python3 is 3.11: legacy MD5), unsealed.
     let listener = ListenerProcess::start(&["--allow-legacy-md5"], &[KEY_ENV]);
-    send_flowers(&python, listener.address(), false);
-    send_flowers(&python, listener.address(), true);
+    send_flowers(&python, listener.address(), &[]);
+    send_flowers(&python, listener.address(), &["--fast-open"]);
     let port = listener
         .address()
         .rsplit_once(':')
@@ -130,15 +128,23 @@ fn the_python_sealed_client_is_served_sealed_pipelined_and_fast_open() {
     assert_eq!(summary.get("unsealed"), 1, "{}", summary.line);
     assert_eq!(summary.get("rejected"), 0, "{}", summary.line);
 
-    // A listener that requires sealing serves it the same, both modes.
+    // A listener that requires sealing serves it the same, both modes,
+    // and reassembles frames from records cut anywhere (every byte its own
+    // record; frames straddling records of 7 bytes).
     let listener = ListenerProcess::start(&["--require-sealed"], &[KEY_ENV]);
-    send_flowers(&python, listener.address(), false);
-    send_flowers(&python, listener.address(), true);
+    send_flowers(&python, listener.address(), &[]);
+    send_flowers(&python, listener.address(), &["--fast-open"]);
+    send_flowers(&python, listener.address(), &["--record-size", "1"]);
+    send_flowers(
+        &python,
+        listener.address(),
+        &["--fast-open", "--record-size", "7"],
+    );
     let finished = listener.stop();
     finished.assert_code(0);
-    assert_areas(&finished, 2, &[]);
+    assert_areas(&finished, 4, &[]);
     let summary = finished.summary();
-    assert_eq!(summary.get("sealed"), 2, "{}", summary.line);
+    assert_eq!(summary.get("sealed"), 4, "{}", summary.line);
     assert_eq!(summary.get("unsealed"), 0, "{}", summary.line);
 }
 
@@ -181,7 +187,7 @@ fn a_wrong_key_fails_cleanly_in_both_modes_and_the_listener_keeps_serving() {
     }
     listener.wait_for_log("rejected", 2);
 
-    send_flowers(&python, address, true);
+    send_flowers(&python, address, &["--fast-open"]);
     let finished = listener.stop();
     finished.assert_code(0);
     assert_areas(&finished, 1, &[]);
