@@ -250,11 +250,12 @@ def recv_exactly(sock, n, what):
     return bytes(data)
 
 
-def read_handshake_frame(sock, what):
-    """One handshake frame, refused above 256 bytes (section 1)."""
+def read_handshake_frame(sock, what, closed=None):
+    """One handshake frame, refused above 256 bytes (section 1); `closed`
+    is the error for a listener that closes before it."""
     header = recv_exactly(sock, 4, what)
     if not header:
-        raise AuthenticationFailed(
+        raise closed or AuthenticationFailed(
             "the listener closed the connection instead of sending %s" % what
         )
     (length,) = struct.unpack(">I", header)
@@ -405,15 +406,13 @@ def connect(address, authkey, fast_open=False, timeout=10.0, record_size=RECORD_
 def _handshake(sock, authkey, private_key, cm, fast_open, record_size):
     if fast_open:
         sock.sendall(frame(CHALLENGE + cm))
-    header = recv_exactly(sock, 4, "its challenge")
-    if not header:
-        raise ConnectFailed(
+    challenge = read_handshake_frame(
+        sock,
+        "its challenge",
+        closed=ConnectFailed(
             "the listener closed the connection before its challenge (busy?); try again later"
-        )
-    (length,) = struct.unpack(">I", header)
-    if length > HANDSHAKE_FRAME_MAX:
-        raise SealError("the listener's first frame has %d bytes; not an iris listener" % length)
-    challenge = recv_exactly(sock, length, "its challenge")
+        ),
+    )
     if not challenge.startswith(CHALLENGE):
         raise SealError("the listener's first frame is not a challenge; not an iris listener")
     lm = challenge[len(CHALLENGE) :]
@@ -441,6 +440,12 @@ def _handshake(sock, authkey, private_key, cm, fast_open, record_size):
             "the listener rejected our challenge (#FAILURE#): it does not speak fast open"
         )
     if not hmac.compare_digest(lr, answer(authkey, cm)):
+        # Section 2: the client's last handshake frame is #WELCOME# or
+        # #FAILURE#; with no keys agreed, the failure goes in the clear.
+        try:
+            sock.sendall(frame(FAILURE))
+        except OSError:
+            pass  # the listener may be gone already; the failure stands
         raise AuthenticationFailed(
             "the listener's answer to our challenge is wrong: it holds a different key "
             "(set --authkey to the listener's key), or something on the path altered the handshake"
@@ -627,6 +632,13 @@ def main():
     except SealError as e:
         print("error: %s" % e, file=sys.stderr)
         return e.exit_status
+    except (ConnectionResetError, BrokenPipeError) as e:
+        print(
+            "error: the listener at %s closed the session while we were sending (%s); "
+            "it refused something we sent, and its log says what" % (args.address, e),
+            file=sys.stderr,
+        )
+        return EXIT_PROTOCOL
     except OSError as e:
         print("error: the connection to %s failed: %s" % (args.address, e), file=sys.stderr)
         return EXIT_PROTOCOL
