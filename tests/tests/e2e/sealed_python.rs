@@ -276,3 +276,90 @@ fn the_test_vectors_in_protocol_md_are_the_python_clients() {
          --vectors`; it prints:\n{block}"
     );
 }
+
+/// Sends, through the Python client's record layer, the seed's flower and
+/// `close` with an empty record before each (section 4.3 allows records of
+/// 0 to 65536 bytes): the empty record right after record 0 leaves in the
+/// same write as record 0. `sys.argv[1:]`: tests/python, tests/seed, the
+/// address.
+const EMPTY_RECORDS: &str = r#"
+import pickle, sys
+sys.path[:0] = sys.argv[1:3]
+import sealed_client
+from iris import Iris
+connection = sealed_client.connect(sys.argv[3], sealed_client.SEED_KEY.encode())
+flower = sealed_client.frame(pickle.dumps(pickle.dumps(Iris(5.1, 3.5, 1.4, 0.2, 'setosa'))))
+close = sealed_client.frame(pickle.dumps('close'))
+connection.write_records([b'', flower, b'', close])
+connection.close()
+"#;
+
+#[test]
+#[ignore = "iris-listener drops a session whose first record after record 0 is empty and \
+            arrives with it (`the connection ended inside a sealed record`), though \
+            docs/PROTOCOL.md section 4.3 allows empty records"]
+fn the_listener_opens_empty_records() {
+    let Some(python) = iris_testkit::python3("the_listener_opens_empty_records") else {
+        return;
+    };
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let mut command = python.command();
+    command
+        .arg("-c")
+        .arg(EMPTY_RECORDS)
+        .arg(repo_root().join("tests").join("python"))
+        .arg(repo_root().join("tests").join("seed"))
+        .arg(listener.address());
+    Process::spawn("empty records", command)
+        .finish()
+        .assert_code(0);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    assert_eq!(
+        finished.area_lines(),
+        ["Area: 18.13"],
+        "{}",
+        finished.describe()
+    );
+}
+
+/// 25,000 flowers of 168 bytes in 1-byte records: 4.2 million records, so
+/// the client's direction moves to its second key (after 2^22 records,
+/// section 4.3) before the end.
+#[test]
+#[ignore = "iris-listener fails to open record 2^22 as docs/PROTOCOL.md section 4.3 \
+            seals it (the first record under HKDF-Expand-Label(c_secret, \"traffic upd\"), \
+            seq 0); about 40 s in a debug build"]
+fn the_key_update_after_2_22_records_matches_the_listener() {
+    let Some(python) =
+        iris_testkit::python3("the_key_update_after_2_22_records_matches_the_listener")
+    else {
+        return;
+    };
+    let listener = ListenerProcess::start_with_stdout(&[], &[KEY_ENV], std::process::Stdio::null());
+    let client = run_sealed_client(
+        &python,
+        &[
+            "--address",
+            listener.address(),
+            "--record-size",
+            "1",
+            "--repeat",
+            "25000",
+            "--timeout",
+            "120",
+        ],
+    );
+    let finished = listener.stop();
+    assert_eq!(
+        client.code(),
+        Some(0),
+        "{}\n{}",
+        client.describe(),
+        finished.describe()
+    );
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert_eq!(summary.get("flowers"), 25_000, "{}", finished.describe());
+    assert_eq!(summary.get("sealed"), 1, "{}", summary.line);
+}
