@@ -428,6 +428,10 @@ def _handshake(sock, authkey, private_key, cm, fast_open, record_size):
     if fast_open:
         # Section 4.5: the listener answers our challenge at once, no #WELCOME#.
         lr = read_handshake_frame(sock, "its answer to our challenge")
+        if lr == FAILURE:
+            raise AuthenticationFailed(
+                "the listener rejected our challenge (#FAILURE#): it does not speak fast open"
+            )
         flight = frame(cr)
     else:
         # Section 3's pipelining: Cr and our challenge together.
@@ -441,10 +445,6 @@ def _handshake(sock, authkey, private_key, cm, fast_open, record_size):
             raise SealError("the listener answered %r instead of #WELCOME#" % verdict[:32])
         lr = read_handshake_frame(sock, "its answer to our challenge")
         flight = b""
-    if lr == FAILURE:
-        raise AuthenticationFailed(
-            "the listener rejected our challenge (#FAILURE#): it does not speak fast open"
-        )
     if not hmac.compare_digest(lr, answer(authkey, cm)):
         # Section 2: the client's last handshake frame is #WELCOME# or
         # #FAILURE#; with no keys agreed, the failure goes in the clear.
