@@ -661,7 +661,9 @@ fn fast_open(env: &Env, seconds: f64) -> anyhow::Result<Metric> {
         Better::Lower,
     )
     .with_floor()
-    .with_unsealed("connect until the first data may leave p50 µs, 1 client, unsealed (--no-sealing)")
+    .with_unsealed(
+        "connect until the first data may leave p50 µs, 1 client, unsealed (--no-sealing)",
+    )
     .with_goals(vec![Goal::FloorRatioAtMost(1.25)]);
     alternate(
         env,

@@ -3,7 +3,8 @@
 //! It finds the CPython interpreters iris is tested against (3.11, 3.12.1,
 //! 3.13.0; see `iris_testkit::VERSIONS`), installs a missing one with pyenv
 //! or uv, whichever the machine has, and fails naming what is missing when
-//! neither can. It then runs `cargo test --workspace` with missing
+//! neither can. Likewise the `cryptography` package that the Python sealed
+//! client needs, with pip, in `python3`. It then runs `cargo test --workspace` with missing
 //! interpreters as failures (`IRIS_REQUIRE_PYTHON=1`) and an interop log
 //! (`IRIS_INTEROP_LOG`) to which every test case that runs CPython appends a
 //! line, and ends with what was covered: the tests' totals, and the CPython
@@ -38,7 +39,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     process::kill_children_on_interrupt()?;
     let root = process::workspace_root();
     let skip = iris_testkit::interop_skipped();
-    let pythons = if skip { Vec::new() } else { provide_pythons()? };
+    let pythons = if skip {
+        Vec::new()
+    } else {
+        let pythons = provide_pythons()?;
+        provide_cryptography(&pythons)?;
+        pythons
+    };
     provide_network_tools()?;
 
     let log = process::target_dir(&root)?
@@ -291,6 +298,67 @@ fn provide_pythons() -> anyhow::Result<Vec<Found>> {
         return Ok(found);
     }
     bail!("{}", missing_message(&failures, installer));
+}
+
+/// The Python package the sealed client (`tests/python/sealed_client.py`)
+/// needs, as pip takes it.
+const CRYPTOGRAPHY: &str = "cryptography>=42";
+
+/// Makes sure `python3` (the 3.11 the sealed-client tests run) can import
+/// `cryptography`, installing it with pip when it cannot; fails naming the
+/// command when that does not work, so those tests never skip silently.
+fn provide_cryptography(pythons: &[Found]) -> anyhow::Result<()> {
+    let Some(python) = pythons.iter().find(|python| python.version == "3.11") else {
+        return Ok(());
+    };
+    let imports = || {
+        Command::new(&python.path)
+            .args(["-c", "import cryptography"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if imports() {
+        return Ok(());
+    }
+    let install = [
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        CRYPTOGRAPHY,
+    ];
+    // Quoted for a shell, where `>=` would redirect.
+    let shown = format!(
+        "{} {} '{CRYPTOGRAPHY}'",
+        python.path.display(),
+        install[..install.len() - 1].join(" ")
+    );
+    eprintln!(
+        "==> CPython {} cannot import `cryptography` (the sealed client's tests need it): \
+         installing it with `{shown}`",
+        python.full_version
+    );
+    let status = Command::new(&python.path)
+        .args(install)
+        .stdin(Stdio::null())
+        .status();
+    if imports() {
+        return Ok(());
+    }
+    let why = match status {
+        Ok(status) => format!("`{shown}` failed ({status}; its output is above)"),
+        Err(e) => format!("`{shown}` could not run: {e}"),
+    };
+    bail!(
+        "the sealed client's tests need the Python package `{CRYPTOGRAPHY}` in CPython {}, and \
+         {why}; install it (`{shown}`) and run `cargo xtask test` again, or skip interop on \
+         purpose: {SKIP_INTEROP_ENV}=1 cargo xtask test",
+        python.full_version
+    )
 }
 
 /// What to tell the user when interpreters are missing and could not be
