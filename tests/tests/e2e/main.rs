@@ -10,6 +10,7 @@ mod pickle_bombs;
 mod python;
 mod python_dropin;
 mod readme;
+mod sealed_mitm;
 mod shutdown;
 mod streaming;
 
