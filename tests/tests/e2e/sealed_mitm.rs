@@ -15,10 +15,12 @@ use std::thread::{self, JoinHandle};
 
 use iris_e2e::{Finished, KEY_ENV, ListenerProcess, Summary, client_args, iris_csv, run_client};
 use iris_protocol::native::IRIS_MESSAGE_LEN;
+use iris_testkit::pythons;
 use iris_wire::handshake::{CHALLENGE_PREFIX, CLIENT_SEAL_MARK, LISTENER_SEAL_MARK, SEAL_KEY_LEN};
 use iris_wire::seal::{MAX_RECORD_PLAINTEXT, RECORD_HEADER_LEN, TAG_LEN};
 
 use crate::area_of;
+use crate::python_dropin::{looped_seed_client, looped_seed_listener, port_of};
 
 /// A native flower's frame: its length header and its message.
 const FLOWER_FRAME: usize = 4 + IRIS_MESSAGE_LEN;
@@ -834,5 +836,74 @@ fn a_passive_capture_of_a_sealed_session_holds_none_of_the_flowers() {
             assert!(be, "unsealed pickle: every measurement, big-endian");
             assert_eq!(species, SPECIES.len(), "unsealed pickle: the species");
         }
+    }
+}
+
+#[test]
+fn cpython_peers_are_served_unsealed_and_refused_when_sealing_is_required() {
+    let test = "cpython_peers_are_served_unsealed_and_refused_when_sealing_is_required";
+    // 3.11 would need legacy MD5 as well; 3.12 and 3.13 speak SHA-256.
+    for python in pythons(test)
+        .into_iter()
+        .filter(|python| !python.is_legacy())
+    {
+        let context = format!("CPython {}", python.version);
+
+        // The seed's client code, unchanged: served, unsealed, and logged so.
+        let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+        looped_seed_client(&python, port_of(listener.address()))
+            .finish()
+            .assert_code(0);
+        let authenticated = listener.wait_for_log(" authenticated", 1).remove(0);
+        assert!(
+            authenticated.contains("authenticated, unsealed: a CPython peer"),
+            "{context}: {authenticated}"
+        );
+        let finished = listener.stop();
+        assert_eq!(finished.area_lines().len(), 150, "{context}");
+        let summary = finished.summary();
+        assert_eq!(summary.get("sealed"), 0, "{context}: {}", summary.line);
+        assert_eq!(summary.get("unsealed"), 1, "{context}: {}", summary.line);
+
+        // A listener that requires sealing refuses it, says why, prints nothing.
+        let listener = ListenerProcess::start(&["--require-sealed"], &[KEY_ENV]);
+        let client = looped_seed_client(&python, port_of(listener.address())).finish();
+        assert_ne!(client.code(), Some(0), "{context}: {}", client.describe());
+        let rejected = listener.wait_for_log(" rejected", 1).remove(0);
+        assert!(
+            rejected.contains("sealing is required here, and the peer cannot seal"),
+            "{context}: {rejected}"
+        );
+        assert_still_serving(&listener, 0);
+        let summary = assert_printed(listener, &BTreeMap::from([(0, 1)]));
+        assert_eq!(summary.get("rejected"), 1, "{context}: {}", summary.line);
+        assert_eq!(summary.get("sealed"), 1, "{context}: {}", summary.line);
+        assert_eq!(summary.get("unsealed"), 0, "{context}: {}", summary.line);
+
+        // A client that requires sealing refuses a CPython listener: exit 9,
+        // and the message says it is about sealing. Nothing is sent.
+        let (python_listener, port) = looped_seed_listener(&python);
+        let csv = iris_csv();
+        let address = format!("127.0.0.1:{port}");
+        let client = run_client(
+            &client_args(
+                "send",
+                &address,
+                &[csv.to_str().expect("UTF-8 path"), "--require-sealed"],
+            ),
+            &[KEY_ENV],
+        );
+        client.assert_code(9);
+        let message = client.stderr_text();
+        assert!(
+            message.contains("sealing is required here, and the peer cannot seal"),
+            "{context}: {message}"
+        );
+        let python_listener = python_listener.finish();
+        assert!(
+            python_listener.stdout.is_empty(),
+            "{context}: {}",
+            python_listener.describe()
+        );
     }
 }
