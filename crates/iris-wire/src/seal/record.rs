@@ -23,8 +23,12 @@ pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + MAX_RECORD_PLAINTEXT + TAG
 pub const RECORDS_PER_KEY: u64 = 1 << 22;
 /// Keys a direction may use before it must end the connection.
 const MAX_KEYS: u64 = 1 << 32;
-/// How much an opener reads ahead of the record it is assembling.
-const OPENER_BUFFER_LEN: usize = 2 * MAX_RECORD_LEN;
+/// An opener's buffer: a whole record and some read-ahead, under the
+/// allocator's threshold for a mapping of its own (128 KiB in glibc), so
+/// that a connection's first read costs no system call.
+const OPENER_BUFFER_LEN: usize = MAX_RECORD_LEN + (32 << 10);
+/// Least free space worth a read.
+const MIN_READ: usize = 4 << 10;
 
 /// Why a record could not be sealed or opened. Any of these ends the
 /// connection: a sealed stream cannot resynchronise.
@@ -265,18 +269,31 @@ impl RecordOpener {
         };
         if kept == self.end {
             (self.plain, self.plain_end, self.start, self.end) = (0, 0, 0, 0);
-        } else if self.buf.len() - self.end < MAX_RECORD_LEN && kept > 0 {
+        } else if kept > 0 && self.room_short() {
             self.buf.copy_within(kept..self.end, 0);
             self.plain = self.plain.saturating_sub(kept);
             self.plain_end = self.plain_end.saturating_sub(kept);
             self.start -= kept;
             self.end -= kept;
         }
-        if self.buf.len() - self.end < MAX_RECORD_LEN {
+        if self.room_short() {
             // Only a caller that reads on without opening gets here.
             self.buf.resize(self.end + MAX_RECORD_LEN, 0);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Whether the free space is too small for a read: under [`MIN_READ`],
+    /// or short of the end of the record being received.
+    fn room_short(&self) -> bool {
+        let record_end = match self.buf[self.start..self.end].first_chunk::<RECORD_HEADER_LEN>() {
+            Some(header) => {
+                let len = (u32::from_be_bytes(*header) as usize).min(MAX_RECORD_LEN);
+                self.start + RECORD_HEADER_LEN + len
+            }
+            None => self.start + RECORD_HEADER_LEN,
+        };
+        self.buf.len() - self.end < MIN_READ || self.buf.len() < record_end
     }
 
     /// Records that `n` bytes were read into [`buffer`](RecordOpener::buffer).
