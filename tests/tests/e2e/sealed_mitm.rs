@@ -352,14 +352,20 @@ struct Run {
 /// Sends `FLOWERS_PER_SEND` copies of flower `i` through a relay with
 /// `fault`.
 fn send_through(listener: &str, i: usize, fault: Fault) -> Run {
+    send_through_with(listener, i, fault, &[])
+}
+
+/// [`send_through`], the client given `flags` too.
+fn send_through_with(listener: &str, i: usize, fault: Fault, flags: &[&str]) -> Run {
     let relay = Relay::start(listener, &fault);
     let (flower_arg, _) = flower(i);
     let repeat = FLOWERS_PER_SEND.to_string();
-    let args = client_args(
+    let mut args = client_args(
         "send",
         &relay.address,
         &["--flower", &flower_arg, "--repeat", &repeat],
     );
+    args.extend_from_slice(flags);
     let client = run_client(&args, &[KEY_ENV]);
     Run {
         flower: i,
@@ -791,17 +797,12 @@ fn stripping_or_altering_either_seal_mark_fails_the_handshake() {
         ];
         for (i, fault) in faults.into_iter().enumerate() {
             let run = send_through(listener.address(), i, fault);
-            let context = format!("{:?}", run.fault);
-            run.client.assert_code(4);
-            let message = run.client.stderr_text();
-            assert!(
-                message.contains("could not authenticate: authentication failed"),
-                "{context}: {message}"
-            );
-            let rejected = rejection(&listener, &run.relayed);
-            assert!(
-                rejected.contains("rejected: authentication failed: the peer"),
-                "{context}: {rejected}"
+            assert_refused(
+                &listener,
+                &run,
+                4,
+                "could not authenticate: authentication failed",
+                "rejected: authentication failed: the peer",
             );
         }
         assert_still_serving(&listener, 10);
@@ -975,4 +976,125 @@ fn cpython_peers_are_served_unsealed_and_refused_when_sealing_is_required() {
             python_listener.describe()
         );
     }
+}
+
+/// Checks that a relayed handshake failed: the client exited with `code`,
+/// nothing acknowledged, its message saying `client_says`, and the listener
+/// logged the connection as rejected, saying `listener_says`.
+fn assert_refused(
+    listener: &ListenerProcess,
+    run: &Run,
+    code: i32,
+    client_says: &str,
+    listener_says: &str,
+) {
+    let context = format!("{:?}", run.fault);
+    run.client.assert_code(code);
+    assert_eq!(
+        run.client.acknowledged(),
+        0,
+        "{context}: {}",
+        run.client.describe()
+    );
+    let message = run.client.stderr_text();
+    assert!(
+        message.contains(client_says),
+        "{context}: {client_says:?} in {message}"
+    );
+    let rejected = rejection(listener, &run.relayed);
+    assert!(
+        rejected.contains(listener_says),
+        "{context}: {listener_says:?} in {rejected}"
+    );
+}
+
+/// A client that requires sealing sends its challenge first (fast open),
+/// and a listener that requires sealing refuses a client without the mark:
+/// a man in the middle who strips a mark cannot downgrade either to an
+/// unsealed session, and what he changes after a fast open fails as after
+/// any handshake.
+#[test]
+fn a_side_that_requires_sealing_cannot_be_downgraded() {
+    const REQUIRE: &[&str] = &["--require-sealed"];
+    let key = LISTENER_SEAL_MARK.len();
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let fast_open = |i, fault| send_through_with(listener.address(), i, fault, REQUIRE);
+    // The client refuses a listener whose mark is gone, as it refuses CPython.
+    let run = fast_open(0, Fault::StripMark(Side::Listener));
+    assert_refused(&listener, &run, 9, "the peer cannot seal", "rejected: ");
+    // The client has sent its data, sealed, before it learns that its answer
+    // was refused: nothing of it is printed, and the client says why.
+    let run = fast_open(1, Fault::AlterMark(Side::Listener, key));
+    assert_refused(
+        &listener,
+        &run,
+        5,
+        "authentication failed: the peer rejected our digest",
+        "the peer's digest is wrong",
+    );
+    let run = fast_open(2, Fault::StripMark(Side::Client));
+    assert_refused(
+        &listener,
+        &run,
+        4,
+        "could not authenticate",
+        "a client sent its challenge first without the sealing mark",
+    );
+    let run = fast_open(3, Fault::AlterMark(Side::Client, key));
+    assert_refused(
+        &listener,
+        &run,
+        4,
+        "the peer's digest is wrong",
+        "the peer rejected our digest",
+    );
+    let mut printed = BTreeMap::from_iter((0..4).map(|i| (i, 0)));
+    for (i, fault, expected) in [
+        (4, Fault::Drop(1), Expected::fails_at(1)),
+        (5, Fault::Swap(1), Expected::fails_at(1)),
+        (
+            6,
+            Fault::Flip {
+                offset: 100,
+                mask: 0x10,
+            },
+            Expected::fails_at(1),
+        ),
+    ] {
+        let run = fast_open(i, fault);
+        assert_layout(&run);
+        printed.insert(i, assert_failed_cleanly(&listener, &run, &expected));
+    }
+    assert_still_serving(&listener, 7);
+    printed.insert(7, 1);
+    let summary = assert_printed(listener, &printed);
+    assert_counts(
+        &summary,
+        &[("rejected", 4), ("connections", 4), ("sealed", 4)],
+    );
+
+    // The listener refuses a client whose mark is gone, as it refuses CPython.
+    let listener = ListenerProcess::start(REQUIRE, &[KEY_ENV]);
+    let run = send_through(listener.address(), 0, Fault::StripMark(Side::Client));
+    assert_refused(
+        &listener,
+        &run,
+        4,
+        "could not authenticate",
+        "the peer cannot seal",
+    );
+    let run = send_through(listener.address(), 1, Fault::StripMark(Side::Listener));
+    assert_refused(
+        &listener,
+        &run,
+        4,
+        "the peer rejected our digest",
+        "the peer's digest is wrong",
+    );
+    assert_still_serving(&listener, 2);
+    let summary = assert_printed(listener, &BTreeMap::from([(0, 0), (1, 0), (2, 1)]));
+    assert_counts(
+        &summary,
+        &[("rejected", 2), ("connections", 1), ("sealed", 1)],
+    );
 }
