@@ -1,11 +1,18 @@
 //! Issue 10's acceptance, end to end: a man in the middle on loopback
 //! between the real `iris-client` and `iris-listener`. Whatever it changes
 //! after the handshake (a flipped byte anywhere, a dropped, duplicated,
-//! reordered or replayed record) ends that one connection with a logged
-//! reason and nothing of it printed; whatever it changes in either seal mark
-//! fails the handshake; what it reads of a sealed session holds none of the
-//! flowers. CPython peers still work, unsealed and logged as such, and
-//! `--require-sealed` refuses them.
+//! reordered, cut or replayed record) ends that one connection with a
+//! logged reason and nothing of it printed; whatever it changes in either
+//! seal mark fails the handshake, and cannot talk a side that requires
+//! sealing down to an unsealed session; what it reads of a sealed session
+//! holds none of the flowers. CPython peers still work, unsealed and logged
+//! as such, and `--require-sealed` refuses them.
+//!
+//! The relay cuts each direction into units, a 4-byte big-endian length and
+//! that many bytes: the handshake's frames, then the records (whose headers
+//! read the same way). The client's first two frames are its answer and its
+//! challenge (in either order), the third its record 0, the sealed
+//! `#WELCOME#` (docs/PROTOCOL.md §4.4 and §4.5); its data records follow.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -61,6 +68,9 @@ enum Fault {
     Swap(usize),
     /// Record `k` is replaced by another (a record of another session).
     Replace(usize, Vec<u8>),
+    /// Only the first `keep` bytes of record `record` arrive, and then the
+    /// end of the stream, as if the connection were cut there.
+    Cut { record: usize, keep: usize },
     /// Record `k - 1` is held back and sent in one write with record `k`,
     /// whose last byte is flipped: the listener gets both in one read.
     FlipAfterHeld(usize),
@@ -82,7 +92,7 @@ impl Fault {
     /// The edit of one unit (frame or record, header included) of the
     /// client's stream, `index` counting from its first frame: the units
     /// to send instead.
-    fn client_editor(&self) -> impl FnMut(usize, Vec<u8>) -> Vec<Vec<u8>> + Send + 'static {
+    fn client_editor(&self) -> impl FnMut(usize, Vec<u8>) -> Forward + Send + 'static {
         let fault = self.clone();
         let mut held: Option<Vec<u8>> = None;
         let mut data_offset = 0;
@@ -95,14 +105,21 @@ impl Fault {
                         _ => {}
                     }
                 }
-                return vec![unit];
+                return vec![unit].into();
             }
             let record = index - CLIENT_HANDSHAKE_FRAMES;
             let start = data_offset;
             if record >= 1 {
                 data_offset += unit.len();
             }
-            match &fault {
+            let units = match &fault {
+                Fault::Cut { record: k, keep } if record == *k => {
+                    unit.truncate(*keep);
+                    return Forward {
+                        bytes: unit,
+                        end: true,
+                    };
+                }
                 Fault::Flip { offset, mask } if record >= 1 => {
                     if (start..data_offset).contains(offset) {
                         unit[offset - start] ^= mask;
@@ -128,12 +145,13 @@ impl Fault {
                     vec![held.take().expect("the record held back"), unit]
                 }
                 _ => vec![unit],
-            }
+            };
+            units.into()
         }
     }
 
     /// The edit of the listener's stream: only its challenge (unit 0).
-    fn listener_editor(&self) -> impl FnMut(usize, Vec<u8>) -> Vec<Vec<u8>> + Send + 'static {
+    fn listener_editor(&self) -> impl FnMut(usize, Vec<u8>) -> Forward + Send + 'static {
         let fault = self.clone();
         move |index, mut unit| {
             if index == 0 {
@@ -143,7 +161,24 @@ impl Fault {
                     _ => {}
                 }
             }
-            vec![unit]
+            vec![unit].into()
+        }
+    }
+}
+
+/// What the relay sends for one unit it read.
+struct Forward {
+    bytes: Vec<u8>,
+    /// Whether the stream ends after them.
+    end: bool,
+}
+
+/// Units sent in one write, the stream going on.
+impl From<Vec<Vec<u8>>> for Forward {
+    fn from(units: Vec<Vec<u8>>) -> Forward {
+        Forward {
+            bytes: units.concat(),
+            end: false,
         }
     }
 }
@@ -286,12 +321,12 @@ fn connect_from_an_address_of_its_own(listener: &str) -> TcpStream {
 /// Copies `from` to `to` unit by unit (a 4-byte big-endian length and that
 /// many bytes: a frame or a record), each unit through `edit` (what it
 /// returns is written at once), and returns the units as they came. When
-/// `to` breaks, the rest of `from` is read and dropped, so that its writer is never left blocked; when `from` ends,
+/// `to` breaks (or `edit` ends it), the rest of `from` is read and dropped, so that its writer is never left blocked; when `from` ends,
 /// `to` is shut for writing.
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
-    edit: &mut dyn FnMut(usize, Vec<u8>) -> Vec<Vec<u8>>,
+    edit: &mut dyn FnMut(usize, Vec<u8>) -> Forward,
 ) -> Vec<Vec<u8>> {
     let mut units = Vec::new();
     let mut pending = Vec::new();
@@ -305,8 +340,12 @@ fn pump(
         pending.extend_from_slice(&chunk[..n]);
         while let Some(unit) = take_unit(&mut pending) {
             units.push(unit.clone());
-            let out = edit(units.len() - 1, unit).concat();
-            broken = broken || to.write_all(&out).is_err();
+            let out = edit(units.len() - 1, unit);
+            broken = broken || to.write_all(&out.bytes).is_err();
+            if out.end && !broken {
+                let _ = to.shutdown(Shutdown::Write);
+                broken = true;
+            }
         }
     }
     if !pending.is_empty() {
@@ -447,6 +486,24 @@ impl Expected {
         }
     }
 
+    /// The stream ends inside record `k`, after `keep` of its bytes; or,
+    /// with `keep` 0, between records, where the frames inside tell: the
+    /// flower protocol's `Close` is missing, or a frame is cut.
+    fn cut_inside(k: usize, keep: usize, data: &[Vec<u8>]) -> Expected {
+        let reason = match keep {
+            0 if k == 1 => WITHOUT_CLOSE.to_owned(),
+            0 => "the peer closed the connection in the middle of a frame".to_owned(),
+            _ => format!(
+                "the connection ended inside a sealed record ({keep} bytes of it had arrived)"
+            ),
+        };
+        assert!(keep < data[k - 1].len(), "a cut inside record {k}");
+        Expected {
+            opened: k - 1,
+            reason,
+        }
+    }
+
     /// What a flip of `mask` at `offset` of `data` (the client's data
     /// records, headers included) does: the record it hits fails, or, for a
     /// header that now states a length no peer seals, is refused unread.
@@ -500,10 +557,7 @@ fn assert_failed_cleanly(listener: &ListenerProcess, run: &Run, expected: &Expec
         run.client.describe()
     );
     let ending = ending(listener, &run.relayed);
-    let (flowers, reason) = ending
-        .split_once(" dropped after ")
-        .and_then(|(_, rest)| rest.split_once(" flowers: "))
-        .and_then(|(flowers, reason)| Some((flowers.parse::<usize>().ok()?, reason)))
+    let (flowers, reason) = ending_of_a_broken_session(&ending)
         .unwrap_or_else(|| panic!("{context}: the connection was not dropped: {ending}"));
     assert!(
         reason.starts_with(&expected.reason),
@@ -520,6 +574,22 @@ fn assert_failed_cleanly(listener: &ListenerProcess, run: &Run, expected: &Expec
     );
     flowers
 }
+
+/// The flowers printed and the reason of a session's end that is not a
+/// `Close`: `dropped after F flowers: REASON`, or `closed by the client
+/// without Close: F flowers`.
+fn ending_of_a_broken_session(line: &str) -> Option<(usize, &str)> {
+    if let Some((_, rest)) = line.split_once(" dropped after ") {
+        let (flowers, reason) = rest.split_once(" flowers: ")?;
+        return Some((flowers.parse().ok()?, reason));
+    }
+    let (_, rest) = line.split_once(" closed by the client without Close: ")?;
+    let flowers = rest.strip_suffix(" flowers")?.parse().ok()?;
+    Some((flowers, WITHOUT_CLOSE))
+}
+
+/// The reason given for a connection that ends between records.
+const WITHOUT_CLOSE: &str = "closed by the client without Close";
 
 /// The client's layout must be what the expectations assume: a sealed
 /// `#WELCOME#`, then `FLOWERS_PER_SEND` flower frames and `Close` in at
@@ -676,7 +746,7 @@ fn a_flipped_byte_at_any_of_300_places_ends_only_its_connection() {
 }
 
 #[test]
-fn dropped_duplicated_reordered_and_replayed_records_end_only_their_connection() {
+fn dropped_duplicated_reordered_replayed_and_cut_records_end_only_their_connection() {
     let listener = ListenerProcess::start(&[], &[KEY_ENV]);
     // Session A, whose records are replayed into later sessions at the
     // same places: same lengths, same record numbers, other keys.
@@ -705,6 +775,24 @@ fn dropped_duplicated_reordered_and_replayed_records_end_only_their_connection()
             Expected::fails_at(3),
         ),
     ];
+    let data = &replayed[1..];
+    let cuts = [
+        (1, 0),
+        (2, 0),
+        (1, 2),
+        (1, 100),
+        (3, data[2].len() - 1),
+        (5, 30),
+    ];
+    let cases: Vec<(Fault, Expected)> = cases
+        .into_iter()
+        .chain(cuts.into_iter().map(|(record, keep)| {
+            (
+                Fault::Cut { record, keep },
+                Expected::cut_inside(record, keep, data),
+            )
+        }))
+        .collect();
     let faults = cases.iter().map(|(fault, _)| fault.clone()).collect();
     let runs = send_all_through(listener.address(), 1, faults);
     let mut printed = BTreeMap::from([(0, FLOWERS_PER_SEND as usize)]);
