@@ -12,6 +12,7 @@ mod python;
 mod python_dropin;
 mod readme;
 mod reliability;
+mod sealed_mitm;
 mod sealed_python;
 mod shutdown;
 mod streaming;

@@ -13,11 +13,11 @@ use iris_e2e::{
 use iris_testkit::{Python, pythons};
 
 /// The seed programs, copied verbatim into the repository.
-fn seed_dir() -> PathBuf {
+pub(crate) fn seed_dir() -> PathBuf {
     repo_root().join("tests").join("seed")
 }
 
-fn script(name: &str) -> PathBuf {
+pub(crate) fn script(name: &str) -> PathBuf {
     repo_root().join("tests").join("python").join(name)
 }
 
@@ -42,7 +42,11 @@ fn ready_port(process: &Process, what: &str) -> String {
         .unwrap_or_else(|lines| panic!("{what} ended before it listened:\n{}", lines.join("\n")))
 }
 
-fn python_process(python: &Python, name: &str, configure: impl FnOnce(&mut Command)) -> Process {
+pub(crate) fn python_process(
+    python: &Python,
+    name: &str,
+    configure: impl FnOnce(&mut Command),
+) -> Process {
     let mut command = python.command();
     configure(&mut command);
     Process::spawn(&format!("CPython {} {name}", python.version), command)
@@ -126,12 +130,12 @@ fn the_seed_programs_run_unchanged_against_iris_on_port_6000() {
 }
 
 /// The port of a `HOST:PORT` address.
-fn port_of(address: &str) -> String {
+pub(crate) fn port_of(address: &str) -> String {
     address.rsplit_once(':').expect("HOST:PORT").1.to_owned()
 }
 
 /// The seed's listener code, looped, on a free port; returns it and its port.
-fn looped_seed_listener(python: &Python) -> (Process, String) {
+pub(crate) fn looped_seed_listener(python: &Python) -> (Process, String) {
     let listener = python_process(python, "looped seed listener", |command| {
         command
             .arg(script("seed_loop.py"))
@@ -142,9 +146,9 @@ fn looped_seed_listener(python: &Python) -> (Process, String) {
     (listener, port)
 }
 
-/// Runs the seed's client code, looped over every row of the data set,
-/// against `port`; it must succeed.
-fn run_looped_seed_client(python: &Python, port: String) {
+/// Starts the seed's client code, looped over every row of the data set,
+/// against `port`.
+pub(crate) fn looped_seed_client(python: &Python, port: String) -> Process {
     python_process(python, "looped seed client", |command| {
         command.arg(script("seed_loop.py")).args([
             seed_dir(),
@@ -153,8 +157,12 @@ fn run_looped_seed_client(python: &Python, port: String) {
             iris_csv(),
         ]);
     })
-    .finish()
-    .assert_code(0);
+}
+
+/// Runs the seed's client code, looped over every row of the data set,
+/// against `port`; it must succeed.
+fn run_looped_seed_client(python: &Python, port: String) {
+    looped_seed_client(python, port).finish().assert_code(0);
 }
 
 /// What the seed's listener prints when the seed's client code sends every
