@@ -115,7 +115,13 @@ impl Sealed {
     }
 
     /// Moves opened plaintext into `decoder` while it takes any; true if
-    /// some moved. Opens records as their plaintext is used up.
+    /// some moved. Opens records as their plaintext is used up, skipping
+    /// empty ones.
+    ///
+    /// A record that fails to open is reported only once the plaintext
+    /// moved before it has been handed out (the opener keeps the error for
+    /// the next call): the authentic records before a tampered one are all
+    /// delivered.
     pub(crate) fn open_into(&mut self, decoder: &mut FrameDecoder) -> Result<bool, RecordError> {
         let mut moved = false;
         loop {
@@ -124,8 +130,11 @@ impl Sealed {
                     let n = self.opener.feed(&self.carried);
                     self.carried.drain(..n);
                 }
-                if !self.opener.open_next()? {
-                    return Ok(moved);
+                match self.opener.open_next() {
+                    Ok(true) => continue,
+                    Ok(false) => return Ok(moved),
+                    Err(_) if moved => return Ok(true),
+                    Err(error) => return Err(error),
                 }
             }
             let n = decoder.feed(self.opener.plaintext());
