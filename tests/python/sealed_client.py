@@ -224,12 +224,17 @@ class Direction:
         if len(plaintext) > RECORD_PLAINTEXT_MAX:
             raise ValueError("a record holds at most %d bytes" % RECORD_PLAINTEXT_MAX)
         header = u32(len(plaintext) + TAG_LEN)
-        return header + self.aead.encrypt(self._next_nonce(), plaintext, header)
+        # The nonce first: at a key update it moves to the next key, and
+        # `self.aead.encrypt(self._next_nonce(), ...)` would look up the
+        # old key's method before the update.
+        nonce = self._next_nonce()
+        return header + self.aead.encrypt(nonce, plaintext, header)
 
     def open(self, header, body):
         """The plaintext of one record; raises SealError if it does not open."""
+        nonce = self._next_nonce()  # first: see `seal`
         try:
-            return self.aead.decrypt(self._next_nonce(), body, header)
+            return self.aead.decrypt(nonce, body, header)
         except InvalidTag:
             raise SealError(
                 "a record from the listener does not open (altered, truncated, dropped, "

@@ -152,10 +152,10 @@ impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthError::WrongDigest => f.write_str(
-                "the peer's digest is wrong: it uses a different authkey",
+                "the peer's digest is wrong: it uses a different authkey, or something on the path altered the handshake",
             ),
             AuthError::Rejected => f.write_str(
-                "the peer rejected our digest: it uses a different authkey",
+                "the peer rejected our digest: it uses a different authkey, or something on the path altered the handshake",
             ),
             AuthError::LegacyMd5Disabled => f.write_str(
                 "the peer uses the legacy HMAC-MD5 handshake of CPython 3.11 and older, which is not enabled here; enable legacy MD5 to talk to it, or upgrade the peer to CPython 3.12 or newer",

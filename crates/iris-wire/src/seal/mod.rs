@@ -149,11 +149,15 @@ mod tests {
 
         let mut to_listener = client.take_session().expect("sealed").sealer;
         let mut out = Vec::new();
-        to_listener.seal(b"\x00\x00\x00\x05hello", &mut out).expect("seal");
+        to_listener
+            .seal(b"\x00\x00\x00\x05hello", &mut out)
+            .expect("seal");
         assert_eq!(hex(&out), vector("client record 1"));
         let mut to_client = listener.take_session().expect("sealed").sealer;
         out.clear();
-        to_client.seal(b"\x00\x00\x00\x05world", &mut out).expect("seal");
+        to_client
+            .seal(b"\x00\x00\x00\x05world", &mut out)
+            .expect("seal");
         assert_eq!(hex(&out), vector("listener record 0"));
     }
 
@@ -167,9 +171,15 @@ mod tests {
         assert_eq!(hex(&secrets.client), vector("c_secret"));
         assert_eq!(hex(&secrets.listener), vector("l_secret"));
         let (key, iv) = key_and_iv(&secrets.client);
-        assert_eq!((hex(&key), hex(&iv)), (vector("client key"), vector("client iv")));
+        assert_eq!(
+            (hex(&key), hex(&iv)),
+            (vector("client key"), vector("client iv"))
+        );
         let (key, iv) = key_and_iv(&secrets.listener);
-        assert_eq!((hex(&key), hex(&iv)), (vector("listener key"), vector("listener iv")));
+        assert_eq!(
+            (hex(&key), hex(&iv)),
+            (vector("listener key"), vector("listener iv"))
+        );
         assert_eq!(hex(&next_secret(&secrets.client)), vector("c_secret next"));
     }
 
@@ -201,6 +211,32 @@ mod tests {
         for i in 0..10u8 {
             assert!(opener.open_next().expect("open"));
             assert_eq!(opener.plaintext(), [i]);
+            opener.consume(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::RECORDS_PER_KEY;
+    use super::record::{RecordOpener, RecordSealer};
+
+    /// The real key update, past record 2^22 (slow in a debug build).
+    #[test]
+    #[ignore = "4 million records; run with --release --ignored"]
+    fn the_key_update_at_2_22_records() {
+        let mut sealer = RecordSealer::new([3; 32], RECORDS_PER_KEY);
+        let mut opener = RecordOpener::new([3; 32], RECORDS_PER_KEY);
+        let mut out = Vec::new();
+        for i in 0..RECORDS_PER_KEY + 3 {
+            out.clear();
+            sealer.seal_record(&[i as u8], &mut out).expect("seal");
+            opener.feed(&out);
+            assert!(
+                opener
+                    .open_next()
+                    .unwrap_or_else(|e| panic!("record {i}: {e}"))
+            );
             opener.consume(1);
         }
     }
