@@ -41,11 +41,15 @@ impl<'a> Target<'a> {
                 let code = exit::connect_code(&error);
                 Failure::new(code, describe_connect_failure(address, error, code))
             })?;
-        tracing::debug!(
-            address,
-            iris = connection.peer_is_iris_listener(),
-            "connected and authenticated"
-        );
+        if connection.is_sealed() {
+            tracing::debug!(address, "connected and authenticated, sealed");
+        } else {
+            tracing::debug!(
+                address,
+                iris = connection.peer_is_iris_listener(),
+                "connected and authenticated, unsealed: the session crosses the network readable and alterable"
+            );
+        }
         Ok(connection)
     }
 }
