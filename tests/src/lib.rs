@@ -373,6 +373,38 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc status")
 }
 
+/// CPU time (user plus system) a process has used, from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    /// `/proc` counts in USER_HZ, 100 a second on every Linux ABI.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .expect("a command name in /proc stat");
+    // utime and stime are fields 14 and 15; the state (field 3) comes first.
+    let ticks: u64 = fields[11..13]
+        .iter()
+        .map(|field| field.parse::<u64>().expect("utime and stime"))
+        .sum();
+    std::time::Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+}
+
+/// How many file descriptors a process has open (`/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc fd")
+        .count()
+}
+
+/// How many threads a process has (`/proc/PID/task`).
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc task")
+        .count()
+}
+
 /// Writes `contents` to `dir/name` and returns the path.
 pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, contents: &str) -> PathBuf {
     let path = dir.join(name.as_ref());
@@ -480,6 +512,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write_file(dir.path(), "all.csv", "h\n1\n2\n3\n\n");
         assert_eq!(split_csv(&path, 2), ["h\n1\n2\n", "h\n3\n"]);
+    }
+
+    #[test]
+    fn reads_this_process_from_proc() {
+        let pid = std::process::id();
+        // Spin a little so that at least a tick of CPU time is counted.
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(30) {
+            spin = std::hint::black_box(spin + 1);
+        }
+        assert!(cpu_time(pid) > std::time::Duration::ZERO);
+        assert!(open_fds(pid) >= 3, "stdin, stdout and stderr at least");
+        assert!(threads(pid) >= 1);
     }
 
     #[test]

@@ -25,6 +25,10 @@ use crate::workers::Workers;
 /// connections cheap.
 const SESSION_STACK: usize = 256 << 10;
 
+/// How long the accept loop waits before trying again when the system is
+/// out of descriptors or memory for a new connection.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// How often failed handshakes and refused connections are summarised
 /// instead of logged one by one.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
@@ -276,17 +280,26 @@ impl Server {
     }
 
     fn accept_failed(&self, e: &Error) {
+        let code = match e {
+            Error::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
         // Within the refusals' budget: out of descriptors, this repeats
         // for as long as the shortage lasts.
-        self.shared.log_refusal(format!("accept failed: {e}"));
-        if let Error::Io(io) = e {
-            // Out of file descriptors: back off instead of spinning.
-            if io
-                .raw_os_error()
-                .is_some_and(|code| code == libc::EMFILE || code == libc::ENFILE)
-            {
-                thread::sleep(Duration::from_millis(50));
-            }
+        match code {
+            Some(libc::EMFILE | libc::ENFILE) => self.shared.log_refusal(format!(
+                "accept failed: {e}: out of file descriptors; new connections wait in the backlog until open ones close (retrying every {} ms): raise the limit (`ulimit -n`) or lower --max-connections",
+                ACCEPT_BACKOFF.as_millis()
+            )),
+            _ => self.shared.log_refusal(format!("accept failed: {e}")),
+        }
+        // Out of descriptors or kernel memory, accept fails at once for as
+        // long as the shortage lasts: back off instead of spinning.
+        if matches!(
+            code,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        ) {
+            thread::sleep(ACCEPT_BACKOFF);
         }
     }
 

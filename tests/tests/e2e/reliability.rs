@@ -4,11 +4,15 @@
 //! `--nocapture`); the README's Reliability table quotes them.
 
 use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, peak_rss_kib, send};
-use iris_wire::{AuthError, Client, Error, Stream};
+use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, cpu_time, open_fds, peak_rss_kib, send};
+use iris_model::{Iris, Species};
+use iris_protocol::{Message, Reply};
+use iris_wire::{AuthError, Client, Connection, Error, Options, Stream};
 
 use crate::FLOWERS;
 
@@ -211,4 +215,129 @@ fn clients_holding_maximal_frames_stay_within_the_memory_bound() {
         summary.line
     );
     assert_eq!(summary.get("flowers"), 1, "{}", summary.line);
+}
+
+/// A flag threads wait on until the test raises it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().expect("gate") = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().expect("gate");
+        while !*open {
+            open = self.opened.wait(open).expect("gate");
+        }
+    }
+}
+
+/// Sends `flowers` setosas and `Close`; returns the acknowledged count.
+fn send_flowers(connection: &mut Connection, flowers: u64) -> u64 {
+    let iris = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("a valid flower");
+    for _ in 0..flowers {
+        connection
+            .send(&Message::Iris(iris))
+            .expect("send a flower");
+    }
+    connection.send(&Message::Close).expect("send Close");
+    match connection.recv::<Reply>().expect("the acknowledgement") {
+        Reply::Closed { flowers } => flowers,
+        other => panic!("expected the acknowledgement, got {other:?}"),
+    }
+}
+
+/// Issue acceptance: under a limit of 64 descriptors, 200 clients connect
+/// at once and hold their sessions. The listener takes what its descriptors
+/// allow, says it is out of them, and leaves the rest in the backlog
+/// without spinning (its CPU time over a 2 s window stays under a quarter
+/// of it); once the first clients finish and their descriptors free up,
+/// the rest are served, every count exact.
+#[test]
+fn out_of_descriptors_the_listener_delays_the_excess_without_spinning_and_recovers() {
+    const CLIENTS: usize = 200;
+    const FLOWERS: u64 = 100;
+    const WINDOW: Duration = Duration::from_secs(2);
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let pid = listener.process().pid();
+    let limited = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=64:64"])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(
+        limited.success(),
+        "prlimit --nofile=64:64 failed: {limited}"
+    );
+    let fds_at_start = open_fds(pid);
+
+    let address = listener.address().to_owned();
+    let gate = Arc::new(Gate::default());
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (address, gate) = (address.clone(), Arc::clone(&gate));
+            thread::spawn(move || {
+                // Long enough to wait in the backlog for the whole test.
+                let options = Options::new().with_handshake_timeout(Some(iris_e2e::timeout()));
+                let mut connection = Client::connect_with(&address, TEST_KEY.as_bytes(), &options)
+                    .expect("connect, at once or from the backlog");
+                gate.wait();
+                send_flowers(&mut connection, FLOWERS)
+            })
+        })
+        .collect();
+
+    // Held sessions use up the descriptors.
+    listener.wait_for_log("out of file descriptors", 1);
+    let served_first = listener
+        .process()
+        .stderr()
+        .snapshot()
+        .iter()
+        .filter(|line| line.contains("authenticated"))
+        .count();
+    let (cpu_before, started) = (cpu_time(pid), Instant::now());
+    // A window to measure over, not a wait for an event.
+    thread::sleep(WINDOW);
+    let (cpu, window) = (cpu_time(pid) - cpu_before, started.elapsed());
+    eprintln!(
+        "out of descriptors: {served_first} sessions held, {fds_at_start} descriptors at start; listener CPU {cpu:?} over {window:?}"
+    );
+    assert!(
+        cpu < window / 4,
+        "the listener used {cpu:?} of CPU in {window:?} while out of descriptors: it spins"
+    );
+    assert!(
+        (1..64).contains(&served_first),
+        "{served_first} sessions under a limit of 64 descriptors"
+    );
+
+    gate.open();
+    let acknowledged: u64 = clients
+        .into_iter()
+        .map(|client| client.join().expect("a client"))
+        .sum();
+    assert_eq!(acknowledged, CLIENTS as u64 * FLOWERS);
+    listener.wait_for_log("closed: 100 flowers", CLIENTS);
+    let fds_after = open_fds(pid);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert_eq!(
+        summary.get("connections"),
+        CLIENTS as u64,
+        "{}",
+        summary.line
+    );
+    assert_eq!(summary.get("flowers"), acknowledged, "{}", summary.line);
+    assert_eq!(finished.area_lines().len() as u64, acknowledged);
+    assert_eq!(
+        fds_after, fds_at_start,
+        "descriptors after the clients left"
+    );
 }
