@@ -3,13 +3,18 @@
 //! mid-stream. Each test states what it measured (`eprintln!`, shown with
 //! `--nocapture`); the README's Reliability table quotes them.
 
-use std::io::Write;
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iris_e2e::{KEY_ENV, ListenerProcess, TEST_KEY, cpu_time, open_fds, peak_rss_kib, send};
+use iris_e2e::{
+    KEY_ENV, ListenerProcess, TEST_KEY, client_args, cpu_time, open_fds, peak_rss_kib, send,
+    spawn_client, write_file,
+};
 use iris_model::{Iris, Species};
 use iris_protocol::{Message, Reply};
 use iris_wire::{AuthError, Client, Connection, Error, Options, Stream};
@@ -340,4 +345,132 @@ fn out_of_descriptors_the_listener_delays_the_excess_without_spinning_and_recove
         fds_after, fds_at_start,
         "descriptors after the clients left"
     );
+}
+
+/// The bytes the listener has not read yet on its connections on `port`
+/// (the receive queues of the sockets whose local port it is).
+fn unread_by_listener(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // Accepted connections only: established (01).
+                    if !fields.get(1)?.ends_with(&local) || *fields.get(3)? != "01" {
+                        return None;
+                    }
+                    let (_, rx) = fields.get(4)?.split_once(':')?;
+                    u64::from_str_radix(rx, 16).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Issue acceptance: the listener's stdout is read by a reader that takes
+/// 1 ms a line, and 20 clients send as fast as they can. The listener
+/// pushes back (bytes wait unread in its sockets' receive queues, so the
+/// clients' sends block), its memory stays within the README's bound, and
+/// every flower is printed, in order within each connection: each client
+/// numbers its flowers 1, 2, 3… in `sepal_width`, and `--format json`
+/// names each line's connection.
+#[test]
+fn a_slow_stdout_pushes_back_on_the_clients_and_loses_nothing() {
+    const CLIENTS: usize = 20;
+    const FLOWERS: usize = 500;
+    const LINE_TIME: Duration = Duration::from_millis(1);
+    const BASELINE_KIB: u64 = 10 << 10;
+    const PER_CONNECTION_KIB: u64 = 640;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut csv = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
+    for i in 1..=FLOWERS {
+        csv.push_str(&format!("5.1,{i},1.4,0.2,setosa\n"));
+    }
+    let csv = write_file(dir.path(), "numbered.csv", &csv);
+
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe for stdout");
+    let listener = ListenerProcess::start_with_stdout(
+        &["--format", "json"],
+        &[KEY_ENV],
+        Stdio::from(write_end),
+    );
+    let pid = listener.process().pid();
+    let reader = thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(File::from(read_end)).lines() {
+            lines.push(line.expect("a line of the listener's stdout"));
+            thread::sleep(LINE_TIME);
+        }
+        lines
+    });
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            spawn_client(
+                &client_args("send", listener.address(), &[csv.to_str().expect("UTF-8")]),
+                &[KEY_ENV],
+            )
+        })
+        .collect();
+    listener.wait_for_log("authenticated", CLIENTS);
+    // Backpressure: what the clients sent waits in the kernel, unread.
+    let port = port_of(listener.address());
+    let deadline = Instant::now() + iris_e2e::timeout();
+    let unread = loop {
+        let unread = unread_by_listener(port);
+        if unread > 0 {
+            break unread;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener read everything while its stdout was slow"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    for client in clients {
+        client.finish().assert_all_acknowledged(FLOWERS as u64);
+    }
+    let peak = peak_rss_kib(pid);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert_eq!(
+        summary.get("flowers"),
+        (CLIENTS * FLOWERS) as u64,
+        "{}",
+        summary.line
+    );
+
+    let lines = reader.join().expect("the reader");
+    let mut per_connection: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for line in &lines {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let connection = value["connection"].as_u64().expect("a connection id");
+        let number = value["sepal_width"].as_f64().expect("a sepal_width");
+        per_connection
+            .entry(connection)
+            .or_default()
+            .push(number as usize);
+    }
+    let expected: Vec<usize> = (1..=FLOWERS).collect();
+    assert_eq!(per_connection.len(), CLIENTS);
+    for (connection, numbers) in &per_connection {
+        assert!(
+            *numbers == expected,
+            "connection {connection}: {} flowers, not 1..={FLOWERS} in order",
+            numbers.len()
+        );
+    }
+    let bound = BASELINE_KIB + CLIENTS as u64 * PER_CONNECTION_KIB;
+    eprintln!(
+        "slow stdout: {} lines read at {LINE_TIME:?} each, in order per connection; {unread} bytes seen waiting unread in the listener's sockets; listener peak RSS {peak} KiB (bound {bound} KiB)",
+        lines.len()
+    );
+    assert!(peak < bound, "peak RSS {peak} KiB, over {bound} KiB");
 }
