@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use iris_e2e::{
     KEY_ENV, ListenerProcess, TEST_KEY, client_args, cpu_time, open_fds, peak_rss_kib, send,
-    spawn_client, write_file,
+    spawn_client, threads, write_file,
 };
 use iris_model::{Iris, Species};
 use iris_protocol::{Message, Reply};
@@ -473,4 +473,110 @@ fn a_slow_stdout_pushes_back_on_the_clients_and_loses_nothing() {
         lines.len()
     );
     assert!(peak < bound, "peak RSS {peak} KiB, over {bound} KiB");
+}
+
+/// Waits until the listener has logged the end of `count` sessions.
+fn wait_for_session_ends(listener: &ListenerProcess, count: usize) {
+    let ended =
+        listener
+            .process()
+            .stderr()
+            .wait_for(&format!("{count} sessions to end"), |lines| {
+                let ends = lines
+                    .iter()
+                    .filter(|line| line.contains(" closed") || line.contains(" dropped after"))
+                    .count();
+                (ends >= count).then_some(())
+            });
+    if let Err(lines) = ended {
+        panic!(
+            "the listener exited before {count} sessions ended:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// Issue acceptance: a client killed with SIGKILL while it streams, 100
+/// times in a row, leaks no thread and no descriptor in the listener. The
+/// session threads' spare pool is filled first (16 sessions at once), so
+/// that the thread count before and after is the steady one.
+#[test]
+fn a_hundred_clients_killed_mid_stream_leak_no_thread_or_descriptor() {
+    const KILLS: usize = 100;
+    const SPARE_THREADS: usize = 16;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout_path = dir.path().join("stdout");
+    let stdout = File::create(&stdout_path).expect("a file for the listener's stdout");
+    let listener = ListenerProcess::start_with_stdout(&[], &[KEY_ENV], Stdio::from(stdout));
+    let pid = listener.process().pid();
+
+    // Fill the pool of spare session threads.
+    let warm_up: Vec<Connection> = (0..SPARE_THREADS)
+        .map(|_| Client::connect(listener.address(), TEST_KEY.as_bytes()).expect("connect"))
+        .collect();
+    listener.wait_for_log("authenticated", SPARE_THREADS);
+    for mut connection in warm_up {
+        assert_eq!(send_flowers(&mut connection, 1), 1);
+    }
+    wait_for_session_ends(&listener, SPARE_THREADS);
+    let (fds_before, threads_before) = (open_fds(pid), threads(pid));
+
+    let printed = || std::fs::metadata(&stdout_path).expect("stdout file").len();
+    let flower = FLOWERS[0].arg();
+    for kill in 0..KILLS {
+        let before = printed();
+        let mut client = spawn_client(
+            &client_args(
+                "send",
+                listener.address(),
+                &["--flower", &flower, "--repeat", "100000000"],
+            ),
+            &[KEY_ENV],
+        );
+        // Mid-stream: the listener is printing this client's flowers.
+        let deadline = Instant::now() + iris_e2e::timeout();
+        while printed() == before {
+            assert!(Instant::now() < deadline, "kill {kill}: no flower printed");
+            thread::sleep(Duration::from_millis(1));
+        }
+        client.kill();
+        let killed = client.finish();
+        assert_eq!(killed.code(), None, "{}", killed.describe());
+        wait_for_session_ends(&listener, SPARE_THREADS + kill + 1);
+    }
+    let (fds_after, threads_after) = (open_fds(pid), threads(pid));
+    eprintln!(
+        "{KILLS} clients killed mid-stream: listener descriptors {fds_before} -> {fds_after}, threads {threads_before} -> {threads_after}"
+    );
+    assert_eq!(fds_after, fds_before, "descriptors leaked");
+    assert_eq!(threads_after, threads_before, "threads leaked");
+
+    send(listener.address(), &["--flower", &flower]).assert_all_acknowledged(1);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let (between, inside) = ["without Close", "truncated"]
+        .map(|needle| {
+            finished
+                .stderr
+                .iter()
+                .filter(|line| line.contains(needle))
+                .count()
+        })
+        .into();
+    eprintln!(
+        "the killed sessions ended between frames {between} times, inside a frame {inside} times"
+    );
+    assert_eq!(between + inside, KILLS, "{}", finished.describe());
+    let summary = finished.summary();
+    let lines = std::fs::read_to_string(&stdout_path)
+        .expect("the listener's stdout")
+        .lines()
+        .count() as u64;
+    assert_eq!(summary.get("flowers"), lines, "{}", summary.line);
+    assert_eq!(
+        summary.get("connections"),
+        (SPARE_THREADS + KILLS + 1) as u64,
+        "{}",
+        summary.line
+    );
 }
