@@ -29,6 +29,10 @@ const SESSION_STACK: usize = 256 << 10;
 /// out of descriptors or memory for a new connection.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long the summary waits for a session that is writing its lines
+/// when the shutdown bound runs out (see `Output::seal`).
+const SEAL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How often failed handshakes and refused connections are summarised
 /// instead of logged one by one.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
@@ -392,7 +396,17 @@ impl Server {
         Summary {
             connections: self.shared.connections.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
-            flowers: self.output.printed(),
+            flowers: if abandoned == 0 {
+                self.output.printed()
+            } else {
+                // Abandoned sessions may still be publishing: stop them.
+                self.output.seal(SEAL_TIMEOUT).unwrap_or_else(|| {
+                    tracing::warn!(
+                        "stdout is blocked: lines being written now may be missing from the summary's count"
+                    );
+                    self.output.printed()
+                })
+            },
             abandoned,
             failed_sessions: self.shared.failed.load(Ordering::Relaxed),
         }

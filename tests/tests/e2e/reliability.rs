@@ -580,3 +580,53 @@ fn a_hundred_clients_killed_mid_stream_leak_no_thread_or_descriptor() {
         summary.line
     );
 }
+
+/// Issue acceptance, the graceful half (the cut-off half is
+/// `shutdown::sigterm_past_the_grace_period_cuts_senders_off_with_exit_5`):
+/// SIGTERM while a client streams 1,000,000 flowers, with a grace period
+/// long enough for it to finish. The listener stops accepting, lets the
+/// stream end, and every flower the client saw acknowledged was printed
+/// and counted in the summary.
+#[test]
+fn sigterm_during_a_million_flower_stream_loses_no_acknowledged_flower() {
+    const FLOWERS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout_path = dir.path().join("stdout");
+    let stdout = File::create(&stdout_path).expect("a file for the listener's stdout");
+    let listener = ListenerProcess::start_with_stdout(
+        &["--shutdown-timeout", "300"],
+        &[KEY_ENV],
+        Stdio::from(stdout),
+    );
+    let flower = crate::FLOWERS[2].arg();
+    let client = spawn_client(
+        &client_args(
+            "send",
+            listener.address(),
+            &["--flower", &flower, "--repeat", &FLOWERS.to_string()],
+        ),
+        &[KEY_ENV],
+    );
+    // Mid-stream: the listener is printing the client's flowers.
+    let deadline = Instant::now() + iris_e2e::timeout();
+    while std::fs::metadata(&stdout_path).expect("stdout file").len() == 0 {
+        assert!(Instant::now() < deadline, "no flower printed");
+        thread::sleep(Duration::from_millis(1));
+    }
+    listener.terminate();
+    let client = client.finish();
+    client.assert_all_acknowledged(FLOWERS);
+    let finished = listener.finish();
+    finished.assert_code(0);
+    let text = std::fs::read_to_string(&stdout_path).expect("the listener's stdout");
+    let expected = format!(
+        "Area: {}",
+        iris_model::PyFloatBuffer::new().format(crate::FLOWERS[2].area())
+    );
+    let printed = text.lines().filter(|line| *line == expected).count() as u64;
+    assert_eq!(printed, FLOWERS, "every acknowledged flower printed");
+    assert_eq!(text.lines().count() as u64, FLOWERS);
+    let summary = finished.summary();
+    assert_eq!(summary.get("flowers"), FLOWERS, "{}", summary.line);
+    assert!(!summary.line.contains("abandoned"), "{}", summary.line);
+}

@@ -139,25 +139,50 @@ fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
     finished.assert_code(0);
     let summary = finished.summary();
     let printed = finished.area_lines().len() as u64;
-    // Lines are published whole: whatever was counted was printed.
-    assert!(
-        summary.get("flowers") <= printed,
+    // Lines are published whole, and the summary counts them after the
+    // last: exactly what was printed, even with sessions cut off.
+    assert_eq!(
+        summary.get("flowers"),
+        printed,
         "{printed} printed; {}",
         summary.line
     );
+    // Cut off: the sessions were still open when the bound ran out.
+    assert!(summary.line.ends_with(" abandoned=3"), "{}", summary.line);
     let mut acknowledged = 0;
+    let mut sent = 0;
     for client in clients {
         let client = client.finish();
         client.assert_code(5);
+        // It says how many it sent and that none of them was acknowledged.
+        let stderr = client.stderr_text();
         assert!(
-            !client.stderr.is_empty(),
-            "the client should say what went wrong\n{}",
+            stderr.contains("broke before the listener acknowledged"),
+            "{}",
             client.describe()
         );
+        let handed = stderr
+            .split_once(" were sent and up to ")
+            .and_then(|(before, _)| before.rsplit(' ').next())
+            .and_then(|count| count.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no count of flowers sent\n{}", client.describe()));
+        assert!(
+            stderr.contains(&format!("up to {handed} may be lost")),
+            "{}",
+            client.describe()
+        );
+        assert!(handed < 1_000_000, "{}", client.describe());
         acknowledged += client.acknowledged();
+        sent += handed;
     }
     assert!(
         printed >= acknowledged,
         "{acknowledged} flowers acknowledged but only {printed} printed"
+    );
+    // Nothing was printed that the clients did not send.
+    assert!(printed <= sent, "{printed} printed, {sent} sent");
+    eprintln!(
+        "SIGTERM mid-stream: {sent} flowers sent, {printed} printed, {acknowledged} acknowledged; {}",
+        summary.line
     );
 }
