@@ -447,12 +447,44 @@ pub fn seed_port() -> SeedPort {
     SeedPort { _guard: guard }
 }
 
-/// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its id
-/// and command line. `None` if it cannot be told (another user's process).
-pub fn listening_process(port: u16) -> Option<(u32, String)> {
-    const LISTEN: &str = "0A";
-    let wanted = format!(":{port:04X}");
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+/// A TCP socket of this network namespace, as `/proc/net/tcp{,6}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// The local port.
+    pub local_port: u16,
+    /// The remote port (0 for a listening socket).
+    pub remote_port: u16,
+    /// The state, in the kernel's numbering: 1 established, 10 listening.
+    pub state: u8,
+    /// Bytes sent and not yet acknowledged by the peer.
+    pub send_queue: u64,
+    /// Bytes received and not yet read by the program.
+    pub receive_queue: u64,
+    /// The socket's inode, as `/proc/PID/fd` links name it (`socket:[N]`).
+    pub inode: String,
+}
+
+impl TcpSocket {
+    /// Established.
+    pub const ESTABLISHED: u8 = 0x01;
+    /// Listening.
+    pub const LISTEN: u8 = 0x0A;
+}
+
+/// The TCP sockets (IPv4 and IPv6) of this network namespace, from /proc.
+pub fn tcp_sockets() -> Vec<TcpSocket> {
+    let port = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    let queue = |queues: &str, which: usize| {
+        queues
+            .split(':')
+            .nth(which)
+            .and_then(|count| u64::from_str_radix(count, 16).ok())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
         .flat_map(|text| {
@@ -460,13 +492,27 @@ pub fn listening_process(port: u16) -> Option<(u32, String)> {
                 .skip(1)
                 .filter_map(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();
-                    let local = fields.get(1)?;
-                    (local.ends_with(&wanted) && fields.get(3) == Some(&LISTEN))
-                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))
-                        .flatten()
+                    Some(TcpSocket {
+                        local_port: port(fields.get(1)?)?,
+                        remote_port: port(fields.get(2)?)?,
+                        state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                        send_queue: queue(fields.get(4)?, 0)?,
+                        receive_queue: queue(fields.get(4)?, 1)?,
+                        inode: (*fields.get(9)?).to_owned(),
+                    })
                 })
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its id
+/// and command line. `None` if it cannot be told (another user's process).
+pub fn listening_process(port: u16) -> Option<(u32, String)> {
+    let inodes: Vec<String> = tcp_sockets()
+        .into_iter()
+        .filter(|socket| socket.local_port == port && socket.state == TcpSocket::LISTEN)
+        .map(|socket| socket.inode)
         .collect();
     let sockets: Vec<String> = inodes
         .iter()
@@ -517,13 +563,19 @@ mod tests {
     #[test]
     fn reads_this_process_from_proc() {
         let pid = std::process::id();
-        // Spin a little so that at least a tick of CPU time is counted.
+        // Spin until the count moves: at least two ticks of CPU time. The
+        // thread may wait for the CPU on a busy machine, hence a wall bound.
         let started = std::time::Instant::now();
         let mut spin = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(30) {
-            spin = std::hint::black_box(spin + 1);
+        while cpu_time(pid) < std::time::Duration::from_millis(20) {
+            for _ in 0..100_000 {
+                spin = std::hint::black_box(spin + 1);
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no CPU time counted after a minute of spinning"
+            );
         }
-        assert!(cpu_time(pid) > std::time::Duration::ZERO);
         assert!(open_fds(pid) >= 3, "stdin, stdout and stderr at least");
         assert!(threads(pid) >= 1);
     }

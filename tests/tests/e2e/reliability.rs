@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use iris_e2e::{
-    KEY_ENV, ListenerProcess, TEST_KEY, client_args, cpu_time, open_fds, peak_rss_kib, send,
-    spawn_client, threads, write_file,
+    KEY_ENV, ListenerProcess, TEST_KEY, TcpSocket, client_args, cpu_time, open_fds, peak_rss_kib,
+    send, spawn_client, tcp_sockets, threads, write_file,
 };
 use iris_model::{Iris, Species};
 use iris_protocol::{Message, Reply};
@@ -90,45 +90,22 @@ fn authenticated_stream(address: &str) -> Stream {
     stream
 }
 
-/// The TCP sockets of this network namespace with `port` at either end, as
-/// `(send queue, receive queue)` byte counts, from /proc/net/tcp{,6}.
-fn socket_queues(port: u16) -> Vec<(u64, u64)> {
-    let wanted = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
-                    if !local.ends_with(&wanted) && !remote.ends_with(&wanted) {
-                        return None;
-                    }
-                    let (tx, rx) = queues.split_once(':')?;
-                    Some((
-                        u64::from_str_radix(tx, 16).ok()?,
-                        u64::from_str_radix(rx, 16).ok()?,
-                    ))
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// Waits until every byte sent on the connections to `port` has been read
 /// by the program at the other end: no socket there has anything queued.
 fn wait_until_all_read(port: u16) {
     let deadline = Instant::now() + iris_e2e::timeout();
     loop {
-        let queues = socket_queues(port);
-        if queues.iter().all(|&(tx, rx)| tx == 0 && rx == 0) {
+        let queued: Vec<TcpSocket> = tcp_sockets()
+            .into_iter()
+            .filter(|socket| socket.local_port == port || socket.remote_port == port)
+            .filter(|socket| socket.send_queue > 0 || socket.receive_queue > 0)
+            .collect();
+        if queued.is_empty() {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "bytes still queued on the connections to port {port}: {queues:?}"
+            "bytes still queued on the connections to port {port}: {queued:?}"
         );
         thread::sleep(Duration::from_millis(10));
     }
@@ -348,26 +325,12 @@ fn out_of_descriptors_the_listener_delays_the_excess_without_spinning_and_recove
 }
 
 /// The bytes the listener has not read yet on its connections on `port`
-/// (the receive queues of the sockets whose local port it is).
+/// (the receive queues of the established sockets whose local port it is).
 fn unread_by_listener(port: u16) -> u64 {
-    let local = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+    tcp_sockets()
         .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    // Accepted connections only: established (01).
-                    if !fields.get(1)?.ends_with(&local) || *fields.get(3)? != "01" {
-                        return None;
-                    }
-                    let (_, rx) = fields.get(4)?.split_once(':')?;
-                    u64::from_str_radix(rx, 16).ok()
-                })
-                .collect::<Vec<_>>()
-        })
+        .filter(|socket| socket.local_port == port && socket.state == TcpSocket::ESTABLISHED)
+        .map(|socket| socket.receive_queue)
         .sum()
 }
 
