@@ -73,8 +73,9 @@ struct Cli {
     /// TCP keepalive: after SECONDS without a byte from a client, probe it
     /// every SECONDS/6 (at least 1 s); after 3 unanswered probes, or data
     /// unacknowledged as long (TCP_USER_TIMEOUT), its connection fails and
-    /// its slot is freed: a dead client is noticed 1.5 × SECONDS after it
-    /// last sent (90 s by default). 0 turns keepalive off.
+    /// its slot is freed: a dead client is noticed SECONDS + 3 probe
+    /// intervals after it last sent (90 s by default). 0 turns keepalive
+    /// off.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     keepalive: u32,
 
