@@ -92,7 +92,8 @@ impl Options {
     }
 
     /// Turns TCP keepalive on for the connections a
-    /// [`Listener`](crate::Listener) accepts, so that a peer whose host or
+    /// [`Listener`](crate::Listener) (or, with the `tokio` feature, an
+    /// `AsyncListener`) accepts, so that a peer whose host or
     /// link died (no FIN, no RST: the half-open case) is noticed even while
     /// nothing is sent; `None` (the default) leaves the system's setting
     /// (off). Unix-socket connections are not affected.
