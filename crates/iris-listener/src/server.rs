@@ -29,6 +29,10 @@ const SESSION_STACK: usize = 256 << 10;
 /// out of descriptors or memory for a new connection.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How long sessions get to end once cut at the shutdown bound: a
+/// streaming one ends at its next read, within milliseconds.
+const CUT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long the summary waits for a session that is writing its lines
 /// when the shutdown bound runs out (see `Output::seal`).
 const SEAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -92,6 +96,9 @@ struct Shared {
     slots: Mutex<Slots>,
     changed: Condvar,
     stopping: AtomicBool,
+    /// Raised when the shutdown bound runs out: sessions end at their next
+    /// wait for the network (see `session::Ending::Cut`).
+    cutting: AtomicBool,
     wake_address: Address,
     next_id: AtomicU64,
     connections: AtomicU64,
@@ -200,6 +207,7 @@ impl Server {
             slots: Mutex::new(Slots::default()),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            cutting: AtomicBool::new(false),
             wake_address: listener.local_addr().clone(),
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
@@ -371,13 +379,25 @@ impl Server {
                         .unwrap_or_else(|e| e.into_inner())
                 }
                 Some(at) => {
-                    let deadline = at + self.config.shutdown_timeout;
+                    let cutting = self.shared.cutting.load(Ordering::SeqCst);
+                    let deadline = at
+                        + self.config.shutdown_timeout
+                        + if cutting { CUT_TIMEOUT } else { Duration::ZERO };
                     let now = Instant::now();
-                    if now >= deadline {
+                    if now >= deadline && !cutting {
                         tracing::warn!(
-                            "{} connection(s) still open after {:?}; leaving them",
+                            "{} connection(s) still open after {:?}: cutting them; their clients are told how many of their flowers were printed",
                             slots.running,
                             self.config.shutdown_timeout
+                        );
+                        self.shared.cutting.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    if now >= deadline {
+                        tracing::warn!(
+                            "{} connection(s) still open {:?} after they were cut (waiting for a client that sends nothing, or for stdout); leaving them",
+                            slots.running,
+                            CUT_TIMEOUT
                         );
                         break;
                     }
@@ -430,7 +450,7 @@ impl SessionContext {
     fn run(&self, incoming: Incoming, id: u64) {
         let mut served = false;
         if let Some(mut connection) = self.authenticate(incoming, id) {
-            let outcome = session::serve(&mut connection, id, &self.output);
+            let outcome = session::serve(&mut connection, id, &self.output, &self.shared.cutting);
             drop(connection);
             let failed = self.record(&outcome);
             self.shared.update(|slots| slots.sessions -= 1);
@@ -515,6 +535,9 @@ impl SessionContext {
             Ok(Ending::Closed) => tracing::info!("connection {id} closed: {flowers} flowers"),
             Ok(Ending::Disconnected) => tracing::info!(
                 "connection {id} closed by the client without Close: {flowers} flowers"
+            ),
+            Ok(Ending::Cut) => tracing::warn!(
+                "connection {id} cut at the end of --shutdown-timeout after {flowers} flowers, all printed; an iris client was told so"
             ),
             Err(SessionError::StdoutClosed) => {
                 Stopper(Arc::clone(&self.shared)).stop();
