@@ -593,3 +593,31 @@ fn sigterm_during_a_million_flower_stream_loses_no_acknowledged_flower() {
     assert_eq!(summary.get("flowers"), FLOWERS, "{}", summary.line);
     assert!(!summary.line.contains("abandoned"), "{}", summary.line);
 }
+
+/// A client that sent flowers and then went quiet cannot be cut between two
+/// reads: at the shutdown bound plus a second it is left (`abandoned=1`),
+/// and the summary still counts exactly the lines printed.
+#[test]
+fn a_quiet_client_at_shutdown_is_left_and_the_summary_stays_exact() {
+    let listener = ListenerProcess::start(&["--shutdown-timeout", "0.2"], &[KEY_ENV]);
+    let mut quiet = Client::connect(listener.address(), TEST_KEY.as_bytes()).expect("connect");
+    let iris = Iris::new(5.1, 3.5, 1.4, 0.2, Species::Setosa).expect("a valid flower");
+    for _ in 0..3 {
+        quiet.send(&Message::Iris(iris)).expect("send a flower");
+    }
+    quiet.flush().expect("flush");
+    listener.wait_for_stdout_lines(3);
+    let stopped = Instant::now();
+    listener.terminate();
+    let finished = listener.finish();
+    let took = stopped.elapsed();
+    finished.assert_code(0);
+    let summary = finished.summary();
+    assert!(summary.line.ends_with(" abandoned=1"), "{}", summary.line);
+    assert_eq!(summary.get("flowers"), 3, "{}", summary.line);
+    assert_eq!(finished.area_lines(), ["Area: 18.13"; 3]);
+    // 0.2 s, then a second for the cut sessions: a generous bound.
+    assert!(took < Duration::from_secs(15), "stopped after {took:?}");
+    // The quiet client sees its connection end without a count.
+    assert!(quiet.recv::<Reply>().is_err());
+}
