@@ -101,14 +101,9 @@ fn serve_requests(
             connection.flush().map_err(SessionError::Wire)?;
             if cut.load(Ordering::Relaxed) {
                 if native {
-                    // What was received was just published: the count is
-                    // of flowers printed. The client reads it when its next
-                    // write fails, or as the answer to its `Close`.
-                    let flowers = lines.received().total();
-                    connection
-                        .send(&Reply::Closed { flowers })
-                        .and_then(|()| connection.flush())
-                        .map_err(SessionError::Wire)?;
+                    // The client reads the count when its next write
+                    // fails, or as the answer to its `Close`.
+                    acknowledge(connection, lines)?;
                 }
                 return Ok(Ending::Cut);
             }
@@ -130,18 +125,30 @@ fn serve_requests(
                 native = true;
                 connection.send(&Reply::Pong).map_err(SessionError::Wire)?;
             }
-            Request::Close { acknowledge } => {
-                // The acknowledgement promises every flower was printed.
-                lines.publish()?;
-                if acknowledge {
-                    let flowers = lines.received().total();
-                    connection
-                        .send(&Reply::Closed { flowers })
-                        .and_then(|()| connection.flush())
-                        .map_err(SessionError::Wire)?;
+            Request::Close {
+                acknowledge: wanted,
+            } => {
+                if wanted {
+                    acknowledge(connection, lines)?;
+                } else {
+                    lines.publish()?;
                 }
                 return Ok(Ending::Closed);
             }
         }
     }
+}
+
+/// Publishes what was received, then sends its count: the acknowledgement
+/// promises that every flower it counts was printed.
+fn acknowledge(
+    connection: &mut Connection,
+    lines: &mut ConnectionOutput<'_>,
+) -> Result<(), SessionError> {
+    lines.publish()?;
+    let flowers = lines.received().total();
+    connection
+        .send(&Reply::Closed { flowers })
+        .and_then(|()| connection.flush())
+        .map_err(SessionError::Wire)
 }

@@ -1,8 +1,23 @@
 //! Stopping the listener while clients send: SIGTERM drains, SIGKILL cuts.
 
-use iris_e2e::{KEY_ENV, ListenerProcess, client_args, send, spawn_client};
+use iris_e2e::{Finished, KEY_ENV, ListenerProcess, client_args, send, spawn_client};
 
 use crate::{FLOWERS, spawn_senders};
+
+/// Waits for a stopped listener to exit 0; returns it and how many `Area:`
+/// lines it printed (all of its lines).
+fn finish_counting_areas(listener: ListenerProcess) -> (Finished, u64) {
+    let finished = listener.finish();
+    finished.assert_code(0);
+    let printed = finished.area_lines().len() as u64;
+    assert_eq!(
+        printed,
+        finished.stdout.len() as u64,
+        "{}",
+        finished.describe()
+    );
+    (finished, printed)
+}
 
 #[test]
 fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
@@ -40,15 +55,7 @@ fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
         acknowledged += finished.acknowledged();
     }
 
-    let finished = listener.finish();
-    finished.assert_code(0);
-    let printed = finished.area_lines().len() as u64;
-    assert_eq!(
-        printed,
-        finished.stdout.len() as u64,
-        "{}",
-        finished.describe()
-    );
+    let (finished, printed) = finish_counting_areas(listener);
     assert!(
         printed >= acknowledged,
         "{acknowledged} flowers acknowledged but only {printed} printed"
@@ -161,15 +168,7 @@ fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
         acknowledged += acked;
         sent += handed;
     }
-    let finished = listener.finish();
-    finished.assert_code(0);
-    let printed = finished.area_lines().len() as u64;
-    assert_eq!(
-        printed,
-        finished.stdout.len() as u64,
-        "{}",
-        finished.describe()
-    );
+    let (finished, printed) = finish_counting_areas(listener);
     // Every flower acknowledged was printed, and nothing else was.
     assert_eq!(printed, acknowledged, "{}", finished.describe());
     let summary = finished.summary();
