@@ -110,11 +110,11 @@ impl Output {
     /// to finish its lines), reads the counts and keeps the lock until the
     /// process exits, so no line is written after the count. `None` if the
     /// lock does not come `within` (stdout blocked by its reader).
-    pub(crate) fn seal(self: &Arc<Self>, within: Duration) -> Option<Counts> {
+    pub(crate) fn freeze(self: &Arc<Self>, within: Duration) -> Option<Counts> {
         let (sender, counts) = mpsc::channel();
         let output = Arc::clone(self);
         thread::Builder::new()
-            .name("seal".into())
+            .name("freeze".into())
             .spawn(move || {
                 let _stdout = io::stdout().lock();
                 let _ = sender.send(output.printed());

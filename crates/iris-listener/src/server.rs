@@ -34,8 +34,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const CUT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long the summary waits for a session that is writing its lines
-/// when the shutdown bound runs out (see `Output::seal`).
-const SEAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// when the shutdown bound runs out (see `Output::freeze`).
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often failed handshakes and refused connections are summarised
 /// instead of logged one by one.
@@ -420,7 +420,7 @@ impl Server {
                 self.output.printed()
             } else {
                 // Abandoned sessions may still be publishing: stop them.
-                self.output.seal(SEAL_TIMEOUT).unwrap_or_else(|| {
+                self.output.freeze(FREEZE_TIMEOUT).unwrap_or_else(|| {
                     tracing::warn!(
                         "stdout is blocked: lines being written now may be missing from the summary's count"
                     );
