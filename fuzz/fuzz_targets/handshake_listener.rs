@@ -10,10 +10,12 @@ use iris_wire::handshake::{AuthKey, Handshake};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // The legacy flag from the first byte, so both paths are explored.
+    // Legacy MD5 and the sealing policy from the first byte, so that every
+    // path is explored.
     let Some((&flag, rest)) = data.split_first() else {
         return;
     };
     let key = AuthKey::new(b"fuzzing key").expect("non-empty");
-    without_the_key::feed(Handshake::listener(&key, [7; 40], flag & 1 == 1), rest);
+    let handshake = Handshake::listener(&key, [7; 40], flag & 1 == 1);
+    without_the_key::feed(without_the_key::with_sealing(handshake, flag >> 1), rest);
 });

@@ -14,6 +14,8 @@
 //! count and time; every child process is killed on error, on exit and on
 //! Ctrl-C. Nothing here asserts anything about timings.
 
+#[path = "bench_callgrind.rs"]
+pub(crate) mod callgrind;
 #[path = "bench_chart.rs"]
 mod chart;
 #[path = "bench_proc.rs"]
@@ -35,7 +37,7 @@ use serde::Serialize;
 use crate::process;
 use report::Metric;
 
-const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
+use process::AUTHKEY_ENV;
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--only NAME[,NAME...]] [--save]
@@ -150,13 +152,7 @@ impl Env {
     /// A command for one of our binaries, with the authkey and nothing of
     /// the caller's iris settings.
     pub(crate) fn iris_command(&self, program: &Path) -> Command {
-        let mut command = Command::new(program);
-        command
-            .env(AUTHKEY_ENV, &self.key)
-            .env_remove("IRIS_ADDRESS")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1");
-        command
+        process::iris_command(program, &self.key)
     }
 
     /// A command running `bench/SCRIPT` with `python`.
@@ -181,6 +177,16 @@ impl Env {
     }
 }
 
+/// A scratch directory under `out_dir`, removed when the guard drops or
+/// the xtask is interrupted.
+fn scratch_dir(out_dir: &Path) -> anyhow::Result<(PathBuf, RemoveOnDrop)> {
+    let scratch = out_dir.join(format!("tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    process::remove_on_interrupt(&scratch);
+    Ok((scratch.clone(), RemoveOnDrop(scratch)))
+}
+
 /// Runs the benchmarks.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let flags = parse_flags(args)?;
@@ -197,11 +203,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let out_dir = target_dir.join("bench");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let scratch = out_dir.join(format!("tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
-    process::remove_on_interrupt(&scratch);
-    let _scratch = RemoveOnDrop(scratch.clone());
+    let (scratch, _scratch) = scratch_dir(&out_dir)?;
 
     let (baseline, extras, mut notes) = find_pythons(flags.quick);
     for note in &notes {

@@ -150,6 +150,10 @@ pub(crate) enum Goal {
     FloorRatioAtLeast(f64),
     /// iris / floor at most this.
     FloorRatioAtMost(f64),
+    /// iris (sealed) / iris unsealed at least this.
+    UnsealedRatioAtLeast(f64),
+    /// iris (sealed) / iris unsealed at most this.
+    UnsealedRatioAtMost(f64),
 }
 
 impl Goal {
@@ -161,11 +165,18 @@ impl Goal {
             Goal::CpythonRatioAtMost(ratio) => format!("≤ {}× CPython", significant(ratio)),
             Goal::FloorRatioAtLeast(ratio) => format!("≥ {}× floor", significant(ratio)),
             Goal::FloorRatioAtMost(ratio) => format!("≤ {}× floor", significant(ratio)),
+            Goal::UnsealedRatioAtLeast(ratio) => format!("≥ {}× unsealed", significant(ratio)),
+            Goal::UnsealedRatioAtMost(ratio) => format!("≤ {}× unsealed", significant(ratio)),
         }
     }
 
     /// Whether the goal is met; `None` when what it compares with is missing.
-    fn met(&self, iris: f64, cpython: Option<f64>, floor: Option<f64>) -> Option<bool> {
+    fn met(&self, iris: f64, others: &Others) -> Option<bool> {
+        let Others {
+            cpython,
+            floor,
+            unsealed,
+        } = *others;
         match *self {
             Goal::AtLeast(value) => Some(iris >= value),
             Goal::AtMost(value) => Some(iris <= value),
@@ -173,8 +184,18 @@ impl Goal {
             Goal::CpythonRatioAtMost(ratio) => cpython.map(|c| iris / c <= ratio),
             Goal::FloorRatioAtLeast(ratio) => floor.map(|f| iris / f >= ratio),
             Goal::FloorRatioAtMost(ratio) => floor.map(|f| iris / f <= ratio),
+            Goal::UnsealedRatioAtLeast(ratio) => unsealed.map(|u| iris / u >= ratio),
+            Goal::UnsealedRatioAtMost(ratio) => unsealed.map(|u| iris / u <= ratio),
         }
     }
+}
+
+/// The medians iris's is compared with.
+#[derive(Clone, Copy)]
+struct Others {
+    cpython: Option<f64>,
+    floor: Option<f64>,
+    unsealed: Option<f64>,
 }
 
 /// One row group of the table: a quantity measured for iris, CPython (the
@@ -193,6 +214,9 @@ pub(crate) struct Metric {
     /// Other CPython versions, shown as extra rows.
     pub(crate) extras: Vec<Series>,
     pub(crate) floor: Option<Series>,
+    /// iris with sealing off on both ends, where the iris series is sealed;
+    /// its label names the row.
+    pub(crate) unsealed: Option<Series>,
     pub(crate) goals: Vec<Goal>,
 }
 
@@ -214,6 +238,7 @@ impl Metric {
             cpython: None,
             extras: Vec::new(),
             floor: None,
+            unsealed: None,
             goals: Vec::new(),
         }
     }
@@ -230,6 +255,12 @@ impl Metric {
 
     pub(crate) fn with_floor(mut self) -> Metric {
         self.floor = Some(Series::new("floor"));
+        self
+    }
+
+    /// Adds the unsealed series, its row named `name`.
+    pub(crate) fn with_unsealed(mut self, name: impl Into<String>) -> Metric {
+        self.unsealed = Some(Series::new(name));
         self
     }
 
@@ -256,6 +287,12 @@ impl Metric {
         }
     }
 
+    pub(crate) fn push_unsealed(&mut self, value: f64) {
+        if let Some(series) = &mut self.unsealed {
+            series.runs.push(value);
+        }
+    }
+
     pub(crate) fn iris_median(&self) -> Option<f64> {
         self.iris.median()
     }
@@ -266,6 +303,18 @@ impl Metric {
 
     pub(crate) fn floor_median(&self) -> Option<f64> {
         self.floor.as_ref().and_then(Series::median)
+    }
+
+    pub(crate) fn unsealed_median(&self) -> Option<f64> {
+        self.unsealed.as_ref().and_then(Series::median)
+    }
+
+    fn others(&self) -> Others {
+        Others {
+            cpython: self.cpython_median(),
+            floor: self.floor_median(),
+            unsealed: self.unsealed_median(),
+        }
     }
 
     /// How many times better than `other` iris is, whichever direction
@@ -285,12 +334,11 @@ impl Metric {
         let Some(iris) = self.iris_median() else {
             return String::new();
         };
-        let cpython = self.cpython_median();
-        let floor = self.floor_median();
+        let others = self.others();
         self.goals
             .iter()
             .map(|goal| {
-                let mark = match goal.met(iris, cpython, floor) {
+                let mark = match goal.met(iris, &others) {
                     Some(true) => "✓",
                     Some(false) => "✗",
                     None => "?",
@@ -304,12 +352,11 @@ impl Metric {
     /// Whether every goal that can be checked is met.
     pub(crate) fn goals_met(&self) -> Option<bool> {
         let iris = self.iris_median()?;
-        let cpython = self.cpython_median();
-        let floor = self.floor_median();
+        let others = self.others();
         let checks: Vec<bool> = self
             .goals
             .iter()
-            .filter_map(|goal| goal.met(iris, cpython, floor))
+            .filter_map(|goal| goal.met(iris, &others))
             .collect();
         (!checks.is_empty()).then(|| checks.iter().all(|&met| met))
     }
@@ -345,6 +392,7 @@ fn rows(metrics: &[Metric], baseline: &str) -> (Vec<String>, Vec<Vec<String>>) {
         "iris/CPython".to_owned(),
         "floor median [min–max]".to_owned(),
         "iris/floor".to_owned(),
+        "sealed/unsealed".to_owned(),
         "target".to_owned(),
     ];
     let mut rows = Vec::new();
@@ -358,8 +406,29 @@ fn rows(metrics: &[Metric], baseline: &str) -> (Vec<String>, Vec<Vec<String>>) {
             ratio(iris, metric.cpython_median()),
             cell(metric.unit, metric.floor.as_ref()),
             ratio(iris, metric.floor_median()),
+            match &metric.unsealed {
+                Some(_) => ratio(iris, metric.unsealed_median()),
+                None => String::new(),
+            },
             metric.goals_text(),
         ]);
+        // The same CPython and floor runs, against unsealed iris.
+        if let Some(unsealed) = &metric.unsealed {
+            let median = unsealed.median();
+            let same =
+                |series: Option<&Series>| if series.is_some() { "″" } else { "—" }.to_owned();
+            rows.push(vec![
+                metric.scenario.to_owned(),
+                unsealed.label.clone(),
+                cell(metric.unit, Some(unsealed)),
+                same(metric.cpython.as_ref()),
+                ratio(median, metric.cpython_median()),
+                same(metric.floor.as_ref()),
+                ratio(median, metric.floor_median()),
+                String::new(),
+                String::new(),
+            ]);
+        }
         for extra in &metric.extras {
             if extra.runs.is_empty() {
                 continue;
@@ -370,6 +439,7 @@ fn rows(metrics: &[Metric], baseline: &str) -> (Vec<String>, Vec<Vec<String>>) {
                 "″".to_owned(),
                 cell(metric.unit, Some(extra)),
                 ratio(iris, extra.median()),
+                String::new(),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -464,5 +534,37 @@ mod tests {
         let table = plain_table(&[metric], "CPython 3.13");
         assert!(table.contains("80.0 [78.0–82.0]"), "{table}");
         assert!(table.contains("0.500×"), "{table}");
+    }
+
+    #[test]
+    fn sealed_rows_compare_with_unsealed() {
+        let mut metric = Metric::new(
+            "bulk",
+            "MB/s, sealed",
+            "bulk",
+            Unit::MegabytesPerSecond,
+            Better::Higher,
+        )
+        .with_unsealed("MB/s, unsealed")
+        .with_goals(vec![Goal::UnsealedRatioAtLeast(0.7)]);
+        metric.iris.runs.extend([600.0, 700.0, 800.0]);
+        for value in [900.0, 1000.0, 1100.0] {
+            metric.push_unsealed(value);
+        }
+        assert_eq!(metric.goals_text(), "✓ ≥ 0.700× unsealed");
+        assert_eq!(metric.goals_met(), Some(true));
+        metric.goals = vec![Goal::UnsealedRatioAtLeast(0.8)];
+        assert_eq!(metric.goals_met(), Some(false));
+        let table = plain_table(&[metric], "CPython 3.13");
+        let unsealed_row = table
+            .lines()
+            .find(|line| line.contains("MB/s, unsealed"))
+            .expect("an unsealed row");
+        assert!(unsealed_row.contains("1000 [900–1100]"), "{table}");
+        let sealed_row = table
+            .lines()
+            .find(|line| line.contains("MB/s, sealed"))
+            .expect("a sealed row");
+        assert!(sealed_row.contains("0.700×"), "{table}");
     }
 }

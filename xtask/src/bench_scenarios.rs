@@ -1,12 +1,17 @@
 //! The scenarios of `cargo xtask bench`, each run for iris, for the CPython
 //! baseline (and extra versions where cheap) and for a raw floor where the
-//! issue asks for one, alternating round by round.
+//! issue asks for one, alternating round by round. iris runs sealed, its
+//! default between iris peers; most rows also run iris unsealed
+//! (`--no-sealing` on the listener, `--sealing off` or `--no-sealing` on the
+//! client) right after it in each round, shown as a second row and in the
+//! sealed/unsealed column. Every iris run checks that its sessions were
+//! sealed, or not, as its row says.
 //!
 //! | scenario | iris | CPython | floor |
 //! |---|---|---|---|
 //! | `stream` | `iris-listener --once -q` ← `iris-client send - --repeat N` (and `--codec pickle`: the seed's format) | `bench/listener.py` ← `bench/client.py` | — |
 //! | `fan-in` | `iris-listener -q` ← 64 × `iris-client send` | `listener.py` (`multiprocessing.connection.wait` over the 64) ← 64 × `client.py` | — |
-//! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16 | `drivers.py handshake-server` ← `handshake-client` | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
+//! | `handshake` | `iris-listener -q` ← `iris-bench handshake` ×1 / ×16; fast open: `iris-bench handshake --sealing require` ×1 | `drivers.py handshake-server` ← `handshake-client` (not for fast open) | `iris-bench floor-server --mode handshake` ← `iris-bench handshake --raw` |
 //! | `ping` | `iris-listener --once -q` ← `iris-bench ping` | `drivers.py echo-server` ← `ping-client` | `floor-server --mode ping` ← `iris-bench ping --raw` |
 //! | `bulk` | `iris-bench bulk-server` ← `iris-bench bulk` | `drivers.py bulk-server` ← `bulk-client` | `floor-server --mode bulk` ← `iris-bench bulk --raw` |
 //! | `idle` | `iris-listener -q` ← `iris-bench idle --ping` | `listener.py` (the 1,000 held in `wait`) ← `iris-bench idle` | — |
@@ -37,7 +42,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The seed's flower, as `iris-client send -` reads it.
-const SEED_CSV: &str =
+pub(crate) const SEED_CSV: &str =
     "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n";
 
 /// Runs scenario `name`; `earlier` holds the metrics of the scenarios run
@@ -57,7 +62,11 @@ pub(crate) fn run(name: &str, env: &Env, earlier: &[Metric]) -> anyhow::Result<V
 /// Who is measured.
 #[derive(Clone, Copy, Debug)]
 enum Side<'a> {
+    /// iris as deployed: sealed, the default between iris peers (or, where
+    /// the row says so, with sealing required: fast open).
     Iris,
+    /// iris with sealing off on both ends (`--no-sealing`, `--sealing off`).
+    IrisUnsealed,
     /// The CPython baseline.
     Baseline(&'a Python),
     /// Another CPython version, an extra row.
@@ -70,6 +79,7 @@ impl Side<'_> {
     fn label(&self) -> String {
         match self {
             Side::Iris => "iris".to_owned(),
+            Side::IrisUnsealed => "iris unsealed".to_owned(),
             Side::Baseline(python) | Side::Extra(python) => python.label(),
             Side::Floor => "floor".to_owned(),
         }
@@ -78,6 +88,39 @@ impl Side<'_> {
 
 /// Rounds per scenario: three at least, so that the median shrugs off one
 /// disturbed run.
+/// The flags that turn sealing off for the unsealed side: for
+/// `iris-listener` and `iris-client`, and for the `iris-bench` drivers.
+fn sealing_flags(side: Side<'_>) -> (&'static [&'static str], &'static [&'static str]) {
+    match side {
+        Side::IrisUnsealed => (&["--no-sealing"], &["--sealing", "off"]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Fails unless an iris side's sessions were sealed as its row says:
+/// `sealed` of `count` sessions.
+fn check_sealed(side: Side<'_>, sealed: u64, count: u64) -> anyhow::Result<()> {
+    let expected = match side {
+        Side::Iris => count,
+        Side::IrisUnsealed => 0,
+        _ => return Ok(()),
+    };
+    ensure!(
+        sealed == expected,
+        "{}: {sealed} of {count} sessions were sealed, expected {expected}",
+        side.label()
+    );
+    Ok(())
+}
+
+/// The row names of a metric measured sealed and unsealed.
+fn sealing_names(name: &str) -> (String, String) {
+    (
+        format!("{name}, sealed (default)"),
+        format!("{name}, unsealed (--no-sealing)"),
+    )
+}
+
 fn rounds(env: &Env) -> usize {
     if env.quick { 3 } else { 5 }
 }
@@ -113,6 +156,8 @@ type Measured = (Vec<f64>, serde_json::Value);
 struct Plan<'a> {
     scenario: &'static str,
     variant: &'a str,
+    /// Whether iris runs unsealed too, right after the sealed run.
+    unsealed: bool,
     /// Whether the CPython baseline runs.
     baseline: bool,
     /// Whether there is a floor.
@@ -123,8 +168,8 @@ struct Plan<'a> {
 }
 
 /// Runs `measure` for every side, round after round, each round in the
-/// same order (iris, CPython, floor, then the extras in the first rounds),
-/// and files the values under `metrics`.
+/// same order (iris, iris unsealed, CPython, floor, then the extras in the
+/// first rounds), and files the values under `metrics`.
 fn alternate(
     env: &Env,
     plan: &Plan<'_>,
@@ -134,6 +179,7 @@ fn alternate(
     let &Plan {
         scenario,
         variant,
+        unsealed,
         baseline,
         floor,
         extras,
@@ -141,6 +187,9 @@ fn alternate(
     } = plan;
     for round in 0..rounds {
         let mut sides = vec![Side::Iris];
+        if unsealed {
+            sides.push(Side::IrisUnsealed);
+        }
         if let Some(python) = env.baseline.as_ref().filter(|_| baseline) {
             sides.push(Side::Baseline(python));
         }
@@ -168,6 +217,7 @@ fn alternate(
             for (metric, &value) in metrics.iter_mut().zip(&values) {
                 match side {
                     Side::Iris => metric.iris.runs.push(value),
+                    Side::IrisUnsealed => metric.push_unsealed(value),
                     Side::Baseline(_) => metric.push_cpython(value),
                     Side::Extra(python) => metric.push_extra(&python.label(), value),
                     Side::Floor => metric.push_floor(value),
@@ -209,23 +259,30 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
     } else {
         (20_000_000, 400_000)
     };
+    let (sealed, unsealed) = sealing_names("flowers/s, 1 client");
     let mut metrics = vec![
         metric(
             env,
             "stream",
-            "flowers/s, 1 client",
+            &sealed,
             "stream\nflowers/s",
             Unit::PerSecond,
             Better::Higher,
         )
         .with_extras(&extra_labels(env))
-        .with_goals(vec![Goal::AtLeast(20e6), Goal::CpythonRatioAtLeast(100.0)]),
+        .with_unsealed(unsealed)
+        .with_goals(vec![
+            Goal::AtLeast(20e6),
+            Goal::CpythonRatioAtLeast(100.0),
+            Goal::UnsealedRatioAtLeast(0.85),
+        ]),
     ];
     alternate(
         env,
         &Plan {
             scenario: "stream",
             variant: "1 client",
+            unsealed: true,
             baseline: true,
             floor: false,
             extras: true,
@@ -233,7 +290,9 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
         },
         &mut metrics,
         |side| match side {
-            Side::Iris => stream_iris(env, 1, iris_flowers, Codec::Native),
+            Side::Iris | Side::IrisUnsealed => {
+                stream_iris(env, side, 1, iris_flowers, Codec::Native)
+            }
             Side::Baseline(python) | Side::Extra(python) => {
                 stream_python(env, python, 1, python_flowers)
             }
@@ -247,7 +306,7 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
     let mut same_format = vec![metric(
         env,
         "stream",
-        "flowers/s, 1 client, the seed's pickles",
+        "flowers/s, 1 client, the seed's pickles, sealed (default)",
         "stream, pickles\nflowers/s",
         Unit::PerSecond,
         Better::Higher,
@@ -257,6 +316,7 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "stream",
             variant: "1 client, pickles",
+            unsealed: false,
             baseline: true,
             floor: false,
             extras: false,
@@ -264,11 +324,11 @@ fn stream(env: &Env) -> anyhow::Result<Vec<Metric>> {
         },
         &mut same_format,
         |side| match side {
-            Side::Iris => stream_iris(env, 1, pickled_flowers, Codec::Pickle),
+            Side::Iris => stream_iris(env, side, 1, pickled_flowers, Codec::Pickle),
             Side::Baseline(python) | Side::Extra(python) => {
                 stream_python(env, python, 1, python_flowers)
             }
-            Side::Floor => bail!("stream has no floor"),
+            Side::IrisUnsealed | Side::Floor => bail!("not measured"),
         },
     )?;
     metrics.extend(same_format);
@@ -307,7 +367,7 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
         metric(
             env,
             "fan-in",
-            "flowers/s, 64 clients",
+            "flowers/s, 64 clients, sealed (default)",
             "fan-in\nflowers/s",
             Unit::PerSecond,
             Better::Higher,
@@ -319,6 +379,7 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
         &Plan {
             scenario: "fan-in",
             variant: "64 clients",
+            unsealed: false,
             baseline: true,
             floor: false,
             extras: false,
@@ -327,11 +388,11 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
         },
         &mut metrics,
         |side| match side {
-            Side::Iris => stream_iris(env, FAN_IN_CLIENTS, iris_flowers, Codec::Native),
+            Side::Iris => stream_iris(env, side, FAN_IN_CLIENTS, iris_flowers, Codec::Native),
             Side::Baseline(python) | Side::Extra(python) => {
                 stream_python(env, python, FAN_IN_CLIENTS, python_flowers)
             }
-            Side::Floor => bail!("fan-in has no floor"),
+            Side::IrisUnsealed | Side::Floor => bail!("not measured"),
         },
     )?;
     Ok(metrics)
@@ -342,15 +403,23 @@ fn fan_in(env: &Env, earlier: &[Metric]) -> anyhow::Result<Vec<Metric>> {
 /// the last client's exit, which comes after its acknowledgement, which the
 /// listener sends only once that connection's lines are written. Pickles
 /// are not acknowledged: then the time runs to the `--once` listener's exit,
-/// after it has written every line.
-fn stream_iris(env: &Env, clients: u64, total: u64, codec: Codec) -> anyhow::Result<Measured> {
+/// after it has written every line. `side` says whether both ends seal.
+fn stream_iris(
+    env: &Env,
+    side: Side<'_>,
+    clients: u64,
+    total: u64,
+    codec: Codec,
+) -> anyhow::Result<Measured> {
     let each = total / clients;
     let host = env.fresh_host();
     let address_file = env.fresh_file("address");
+    let (no_sealing, _) = sealing_flags(side);
     let mut command = env.iris_command(&env.listener_bin);
     command
         .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
-        .arg(&address_file);
+        .arg(&address_file)
+        .args(no_sealing);
     if clients == 1 {
         command.arg("--once");
     }
@@ -359,7 +428,9 @@ fn stream_iris(env: &Env, clients: u64, total: u64, codec: Codec) -> anyhow::Res
         .map(|_| {
             let mut client = env.iris_command(&env.client_bin);
             client.args(["-q", "send", "-", "--repeat", &each.to_string()]);
-            client.args(["--address", &listener.address]);
+            client
+                .args(["--address", &listener.address])
+                .args(no_sealing);
             if codec == Codec::Pickle {
                 client.args(["--codec", "pickle"]);
             }
@@ -394,14 +465,13 @@ fn stream_iris(env: &Env, clients: u64, total: u64, codec: Codec) -> anyhow::Res
         listener.stop(STOP_TIMEOUT)?
     };
     ensure!(status.success(), "iris-listener exited with {status}");
-    let counted = log
-        .iter()
-        .find_map(|line| Summary::parse(line).and_then(|s| s.value("flowers")));
+    let counted = summary_value(&log, "flowers");
     ensure!(
         counted == Some(each * clients),
         "iris-listener counted {counted:?} flowers, expected {}",
         each * clients
     );
+    check_sealed(side, summary_value(&log, "sealed").unwrap_or(0), clients)?;
     let seconds = seconds_between(started, ended);
     let flowers = each * clients;
     Ok((
@@ -452,6 +522,13 @@ fn stream_python(env: &Env, python: &Python, clients: u64, total: u64) -> anyhow
     ))
 }
 
+/// A field of iris-listener's `summary:` line.
+pub(crate) fn summary_value(log: &[String], name: &str) -> Option<u64> {
+    log.iter()
+        .find_map(|line| Summary::parse(line))
+        .and_then(|summary| summary.value(name))
+}
+
 fn last_exit(finished: &[Finished]) -> anyhow::Result<Instant> {
     finished
         .iter()
@@ -485,33 +562,48 @@ fn handshake(env: &Env) -> anyhow::Result<Vec<Metric>> {
         let (rate_goals, latency_goals) = if clients == 1 {
             (
                 Vec::new(),
-                vec![Goal::FloorRatioAtMost(1.25), Goal::CpythonRatioAtMost(0.5)],
+                vec![
+                    Goal::FloorRatioAtMost(1.25),
+                    Goal::CpythonRatioAtMost(0.5),
+                    Goal::UnsealedRatioAtMost(1.1),
+                ],
             )
         } else {
-            (vec![Goal::FloorRatioAtLeast(0.9)], Vec::new())
+            (
+                vec![
+                    Goal::FloorRatioAtLeast(0.9),
+                    Goal::UnsealedRatioAtLeast(0.8),
+                ],
+                Vec::new(),
+            )
         };
+        let (rate_sealed, rate_unsealed) = sealing_names(&format!("connections/s, {variant}"));
+        let (latency_sealed, latency_unsealed) =
+            sealing_names(&format!("latency p50 µs, {variant}"));
         let mut pair = vec![
             metric(
                 env,
                 "handshake",
-                &format!("connections/s, {variant}"),
+                &rate_sealed,
                 &format!("handshake ×{clients}\nconnections/s"),
                 Unit::PerSecond,
                 Better::Higher,
             )
             .with_extras(&extras)
             .with_floor()
+            .with_unsealed(rate_unsealed)
             .with_goals(rate_goals),
             metric(
                 env,
                 "handshake",
-                &format!("latency p50 µs, {variant}"),
+                &latency_sealed,
                 &format!("handshake ×{clients}\nlatency p50"),
                 Unit::Micros,
                 Better::Lower,
             )
             .with_extras(&extras)
             .with_floor()
+            .with_unsealed(latency_unsealed)
             .with_goals(latency_goals),
         ];
         alternate(
@@ -519,22 +611,85 @@ fn handshake(env: &Env) -> anyhow::Result<Vec<Metric>> {
             &Plan {
                 scenario: "handshake",
                 variant: &variant,
+                unsealed: true,
                 baseline: true,
                 floor: true,
                 extras: clients == 1,
                 rounds: rounds(env),
             },
             &mut pair,
-            |side| handshake_run(env, side, clients, seconds, HANDSHAKE_MAX / clients),
+            |side| {
+                handshake_run(
+                    env,
+                    side,
+                    clients,
+                    seconds,
+                    HANDSHAKE_MAX / clients,
+                    Opening::Handshake,
+                )
+            },
         )?;
         metrics.append(&mut pair);
     }
+    metrics.push(fast_open(env, seconds)?);
     Ok(metrics)
+}
+
+/// What `handshake_run`'s iris clients time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    /// Connect and authenticate.
+    Handshake,
+    /// Connect and authenticate with sealing required (fast open: the
+    /// client's challenge goes out at once, and its handshake is done, its
+    /// first data free to leave, one round trip after the connect) for the
+    /// sealed side; with sealing off for the unsealed one.
+    FastOpen,
+}
+
+/// Fast open: from the connect until the client's handshake is done and its
+/// first data may leave, with sealing required, against the raw floor of a
+/// connect and one ping-pong (the handshake scenario's floor: one round
+/// trip after the connect, as fast open), and against the same unsealed
+/// (the pipelined CPython handshake: two round trips after the connect).
+fn fast_open(env: &Env, seconds: f64) -> anyhow::Result<Metric> {
+    let mut metric = Metric::new(
+        "handshake",
+        "fast open p50 µs: connect until the first data may leave, 1 client, --require-sealed",
+        "fast open\nlatency p50",
+        Unit::Micros,
+        Better::Lower,
+    )
+    .with_floor()
+    .with_unsealed(
+        "connect until the first data may leave p50 µs, 1 client, unsealed (--no-sealing)",
+    )
+    .with_goals(vec![Goal::FloorRatioAtMost(1.25)]);
+    alternate(
+        env,
+        &Plan {
+            scenario: "handshake",
+            variant: "fast open",
+            unsealed: true,
+            baseline: false,
+            floor: true,
+            extras: false,
+            rounds: rounds(env),
+        },
+        std::slice::from_mut(&mut metric),
+        |side| {
+            let (values, details) =
+                handshake_run(env, side, 1, seconds, HANDSHAKE_MAX, Opening::FastOpen)?;
+            // Only the latency: the rate says nothing more here.
+            Ok((values[1..].to_vec(), details))
+        },
+    )?;
+    Ok(metric)
 }
 
 /// The client side of a driver scenario. For iris and the floor:
 /// `iris-bench SCENARIO --address A --NAME VALUE ...`, plus `floor_flags` for
-/// the floor; for CPython: `drivers.py SCENARIO-client A VALUE ...`, the same
+/// the floor and `--sealing off` for unsealed iris; for CPython: `drivers.py SCENARIO-client A VALUE ...`, the same
 /// values in the same order.
 fn driver_client(
     env: &Env,
@@ -545,7 +700,7 @@ fn driver_client(
     floor_flags: &[&str],
 ) -> Command {
     match side {
-        Side::Iris | Side::Floor => {
+        Side::Iris | Side::IrisUnsealed | Side::Floor => {
             let mut command = env.iris_command(&env.bench_bin);
             command.args([scenario, "--address", address]);
             for (name, value) in flags {
@@ -554,6 +709,7 @@ fn driver_client(
             if matches!(side, Side::Floor) {
                 command.args(floor_flags);
             }
+            command.args(sealing_flags(side).1);
             command
         }
         Side::Baseline(python) | Side::Extra(python) => {
@@ -567,23 +723,26 @@ fn driver_client(
     }
 }
 
-/// A server, `clients` clients connecting, authenticating and closing in a
-/// loop for `seconds` (or `max` connections each).
+/// A server, `clients` clients connecting, authenticating (and, with
+/// `opening`, pinging) and closing in a loop for `seconds` (or `max`
+/// connections each).
 fn handshake_run(
     env: &Env,
     side: Side<'_>,
     clients: u64,
     seconds: f64,
     max: u64,
+    opening: Opening,
 ) -> anyhow::Result<Measured> {
     let host = env.fresh_host();
     let address_file = env.fresh_file("address");
     let (mut server_command, name) = match side {
-        Side::Iris => {
+        Side::Iris | Side::IrisUnsealed => {
             let mut command = env.iris_command(&env.listener_bin);
             command
                 .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
-                .arg(&address_file);
+                .arg(&address_file)
+                .args(sealing_flags(side).0);
             (command, "iris-listener".to_owned())
         }
         Side::Baseline(python) | Side::Extra(python) => {
@@ -608,14 +767,18 @@ fn handshake_run(
     let max_text = max.to_string();
     let commands: Vec<Command> = (0..clients)
         .map(|_| {
-            driver_client(
+            let mut command = driver_client(
                 env,
                 side,
                 "handshake",
                 &server.address,
                 &[("--seconds", &seconds_text), ("--max", &max_text)],
                 &["--raw"],
-            )
+            );
+            if opening == Opening::FastOpen && matches!(side, Side::Iris) {
+                command.args(["--sealing", "require"]);
+            }
+            command
         })
         .collect();
     let mut gated = Gated::spawn(&format!("{} handshake client", side.label()), commands)?;
@@ -628,13 +791,14 @@ fn handshake_run(
     for client in &finished {
         client.check()?;
         let result: HandshakeResult = parse_result(client)?;
+        check_sealed(side, result.sealed, result.count)?;
         count += result.count;
         elapsed = elapsed.max(result.elapsed_ns as f64 / 1e9);
         latencies.extend(result.latencies_ns.iter().map(|&ns| ns as f64 / 1e3));
     }
     ensure!(count > 0, "no connection completed");
     match side {
-        Side::Iris => {
+        Side::Iris | Side::IrisUnsealed => {
             let (status, _) = server.stop(STOP_TIMEOUT)?;
             ensure!(status.success(), "iris-listener exited with {status}");
         }
@@ -658,17 +822,24 @@ fn handshake_run(
 #[derive(serde::Deserialize)]
 struct HandshakeResult {
     count: u64,
+    /// Sessions sealed (iris-bench only).
+    #[serde(default)]
+    sealed: u64,
     elapsed_ns: u64,
     latencies_ns: Vec<u64>,
 }
 
 #[derive(serde::Deserialize)]
 struct LatencyResult {
+    #[serde(default)]
+    sealed: bool,
     latencies_ns: Vec<u64>,
 }
 
 #[derive(serde::Deserialize)]
 struct BulkResult {
+    #[serde(default)]
+    sealed: bool,
     bytes: u64,
     elapsed_ns: u64,
 }
@@ -716,34 +887,39 @@ impl Percentiles {
 fn ping(env: &Env) -> anyhow::Result<Vec<Metric>> {
     let count: u64 = if env.quick { 2_000 } else { 20_000 };
     let extras = extra_labels(env);
+    let (p50_sealed, p50_unsealed) = sealing_names("round trip p50 µs");
+    let (p99_sealed, p99_unsealed) = sealing_names("round trip p99 µs");
     let mut metrics = vec![
         metric(
             env,
             "ping",
-            "round trip p50 µs",
+            &p50_sealed,
             "ping\np50",
             Unit::Micros,
             Better::Lower,
         )
         .with_extras(&extras)
         .with_floor()
+        .with_unsealed(p50_unsealed)
         .with_goals(vec![Goal::FloorRatioAtMost(1.2)]),
         metric(
             env,
             "ping",
-            "round trip p99 µs",
+            &p99_sealed,
             "ping\np99",
             Unit::Micros,
             Better::Lower,
         )
         .with_extras(&extras)
-        .with_floor(),
+        .with_floor()
+        .with_unsealed(p99_unsealed),
     ];
     alternate(
         env,
         &Plan {
             scenario: "ping",
             variant: &format!("{count} round trips"),
+            unsealed: true,
             baseline: true,
             floor: true,
             extras: true,
@@ -764,12 +940,13 @@ fn ping_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
     let count_text = count.to_string();
     let warmup_text = PING_WARMUP.to_string();
     let (mut server_command, name) = match side {
-        Side::Iris => {
+        Side::Iris | Side::IrisUnsealed => {
             let mut command = env.iris_command(&env.listener_bin);
             command
                 .args(["-q", "--once", "--address", &format!("{host}:0")])
                 .arg("--address-file")
-                .arg(&address_file);
+                .arg(&address_file)
+                .args(sealing_flags(side).0);
             (command, "iris-listener".to_owned())
         }
         Side::Baseline(python) | Side::Extra(python) => {
@@ -797,6 +974,7 @@ fn ping_run(env: &Env, side: Side<'_>, count: u64) -> anyhow::Result<Measured> {
     );
     let finished = proc::run_client(&format!("{} ping", side.label()), &mut client, RUN_TIMEOUT)?;
     let result: LatencyResult = parse_result(&finished)?;
+    check_sealed(side, result.sealed.into(), 1)?;
     let (status, _) = server.finish(STOP_TIMEOUT)?;
     ensure!(status.success(), "{name} exited with {status}");
     let percentiles = Percentiles::of(
@@ -827,7 +1005,7 @@ fn bulk(env: &Env) -> anyhow::Result<Vec<Metric>> {
     for message_buffers in [false, true] {
         let (name, short, variant) = if message_buffers {
             (
-                "64 MiB messages, MB/s; floor with 64 MiB buffers",
+                "64 MiB messages, MB/s, floor with 64 MiB buffers",
                 "bulk vs floor\nwith 64 MiB buffers",
                 format!("{count} × 64 MiB; floor with 64 MiB buffers"),
             )
@@ -838,6 +1016,7 @@ fn bulk(env: &Env) -> anyhow::Result<Vec<Metric>> {
                 format!("{count} × 64 MiB"),
             )
         };
+        let (name, unsealed) = sealing_names(name);
         let mut metric = if message_buffers {
             Metric::new(
                 "bulk",
@@ -850,19 +1029,24 @@ fn bulk(env: &Env) -> anyhow::Result<Vec<Metric>> {
             metric(
                 env,
                 "bulk",
-                name,
+                &name,
                 short,
                 Unit::MegabytesPerSecond,
                 Better::Higher,
             )
-            .with_goals(vec![Goal::FloorRatioAtLeast(0.8)])
+            .with_goals(vec![
+                Goal::FloorRatioAtLeast(0.8),
+                Goal::UnsealedRatioAtLeast(0.7),
+            ])
         }
-        .with_floor();
+        .with_floor()
+        .with_unsealed(unsealed);
         alternate(
             env,
             &Plan {
                 scenario: "bulk",
                 variant: &variant,
+                unsealed: true,
                 baseline: !message_buffers,
                 floor: true,
                 extras: false,
@@ -889,13 +1073,14 @@ fn bulk_run(
     let count_text = count.to_string();
     let size_text = BULK_SIZE.to_string();
     let (mut server_command, name) = match side {
-        Side::Iris => {
+        Side::Iris | Side::IrisUnsealed => {
             let mut command = env.iris_command(&env.bench_bin);
             command
                 .args(["bulk-server", "--host", &host, "--count", &count_text])
                 .args(["--max-frame", &(2 * BULK_SIZE).to_string()])
                 .arg("--address-file")
-                .arg(&address_file);
+                .arg(&address_file)
+                .args(sealing_flags(side).1);
             (command, "iris-bench bulk-server".to_owned())
         }
         Side::Baseline(python) | Side::Extra(python) => {
@@ -929,6 +1114,7 @@ fn bulk_run(
     );
     let finished = proc::run_client(&format!("{} bulk", side.label()), &mut client, RUN_TIMEOUT)?;
     let result: BulkResult = parse_result(&finished)?;
+    check_sealed(side, result.sealed.into(), 1)?;
     let (status, _) = server.finish(STOP_TIMEOUT)?;
     ensure!(status.success(), "{name} exited with {status}");
     let seconds = result.elapsed_ns as f64 / 1e9;
@@ -966,30 +1152,35 @@ fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
         ));
     }
     let rounds = if env.quick { 1 } else { 3 };
+    let (rss_sealed, rss_unsealed) = sealing_names("listener RSS MiB, 1,000 idle connections");
+    let (each_sealed, each_unsealed) = sealing_names("listener RSS KiB per idle connection");
     let mut metrics = vec![
         metric(
             env,
             "idle",
-            "listener RSS MiB, 1,000 idle connections",
+            &rss_sealed,
             "idle\nRSS",
             Unit::Mebibytes,
             Better::Lower,
         )
+        .with_unsealed(rss_unsealed)
         .with_goals(vec![Goal::AtMost(64.0)]),
         metric(
             env,
             "idle",
-            "listener RSS KiB per idle connection",
+            &each_sealed,
             "idle\nKiB/connection",
             Unit::Kibibytes,
             Better::Lower,
-        ),
+        )
+        .with_unsealed(each_unsealed),
     ];
     alternate(
         env,
         &Plan {
             scenario: "idle",
             variant: "1,000 connections",
+            unsealed: true,
             baseline: true,
             floor: false,
             extras: false,
@@ -1006,11 +1197,12 @@ fn idle_run(env: &Env, side: Side<'_>) -> anyhow::Result<Measured> {
     let address_file = env.fresh_file("address");
     let connections = IDLE_CONNECTIONS.to_string();
     let (mut server_command, name) = match side {
-        Side::Iris => {
+        Side::Iris | Side::IrisUnsealed => {
             let mut command = env.iris_command(&env.listener_bin);
             command
                 .args(["-q", "--address", &format!("{host}:0"), "--address-file"])
-                .arg(&address_file);
+                .arg(&address_file)
+                .args(sealing_flags(side).0);
             (command, "iris-listener".to_owned())
         }
         Side::Baseline(python) | Side::Extra(python) => {
@@ -1033,10 +1225,11 @@ fn idle_run(env: &Env, side: Side<'_>) -> anyhow::Result<Measured> {
         "--connections",
         &connections,
     ]);
+    let iris = matches!(side, Side::Iris | Side::IrisUnsealed);
     match side {
         // A Pong proves the listener's session serves the connection.
-        Side::Iris => {
-            client.arg("--ping");
+        Side::Iris | Side::IrisUnsealed => {
+            client.arg("--ping").args(sealing_flags(side).1);
         }
         Side::Baseline(python) | Side::Extra(python) => {
             if python.version == "3.11" {
@@ -1047,19 +1240,24 @@ fn idle_run(env: &Env, side: Side<'_>) -> anyhow::Result<Measured> {
     }
     let mut gated = Gated::spawn("iris-bench idle", vec![client])?;
     gated.wait_stdout_line(0, "ready", RUN_TIMEOUT)?;
-    if !matches!(side, Side::Iris) {
+    if !iris {
         // Every accept() returned: all authenticated, held in wait().
         server.wait_line("accepted", RUN_TIMEOUT)?;
     }
     std::thread::sleep(Duration::from_millis(100));
     let after = proc::rss_mib(server.pid())?;
-    if matches!(side, Side::Iris) {
+    if iris {
         gated.release(b"")?;
         for client in gated.finish(RUN_TIMEOUT)? {
             client.check()?;
         }
-        let (status, _) = server.stop(STOP_TIMEOUT)?;
+        let (status, log) = server.stop(STOP_TIMEOUT)?;
         ensure!(status.success(), "iris-listener exited with {status}");
+        check_sealed(
+            side,
+            summary_value(&log, "sealed").unwrap_or(0),
+            IDLE_CONNECTIONS,
+        )?;
     } else {
         // Killed first: it would print a traceback as the connections go.
         drop(server);

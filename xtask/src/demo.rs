@@ -28,8 +28,6 @@ const CLIENTS_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the listener gets to exit after SIGTERM.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
-const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
-
 /// Runs the demo; an error means it failed (children are killed by then).
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(arg) = args.first() {
@@ -185,12 +183,8 @@ fn split_csv(data: &Path, n: usize, dir: &Path) -> anyhow::Result<(Vec<PathBuf>,
 /// the authkey and address come from the demo, logs are at the default level
 /// (so that `listening on` is logged) and uncoloured.
 fn iris_command(program: &Path, key: &str) -> Command {
-    let mut command = Command::new(program);
+    let mut command = process::iris_command(program, key);
     command
-        .env(AUTHKEY_ENV, key)
-        .env_remove("IRIS_ADDRESS")
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, bail, ensure};
 
 /// Every target in `fuzz/Cargo.toml`.
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "pickle_decode",
     "python_frame",
     "message",
@@ -16,6 +16,7 @@ const TARGETS: [&str; 7] = [
     "frame_decoder",
     "handshake_listener",
     "handshake_client",
+    "record_opener",
 ];
 
 /// Seconds per target unless `--seconds` says otherwise.

@@ -5,6 +5,8 @@
 //! - `demo`: builds the binaries and runs the whole system end to end.
 //! - `bench`: iris against CPython's multiprocessing.connection, side by
 //!   side (see `bench.rs`).
+//! - `callgrind`: the listener's instructions per streamed flower, sealed
+//!   and unsealed (see `bench_callgrind.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
 //! - `generate`: man pages and shell completions of both binaries.
 //! - `test`: the test suite, with the CPython interpreters it needs, ending
@@ -33,6 +35,10 @@ tasks:
   bench   [--quick] [--only NAME[,NAME...]] [--save]
           iris against CPython's multiprocessing.connection, side by side:
           a table, target/bench/latest.json and target/bench/ratios.svg
+  callgrind [--short N] [--long N]
+          iris-listener's instructions per streamed flower, sealed and
+          unsealed, under valgrind's callgrind (two stream lengths, 100,000
+          and 300,000 flowers by default): a table and target/bench/callgrind.json
   fuzz [TARGET...] [--seconds N]
           run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
           installing cargo-fuzz if needed; needs the nightly toolchain
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("callgrind") => bench::callgrind::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("generate") => generate::run(&rest),
         Some("help" | "-h" | "--help") => {

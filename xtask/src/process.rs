@@ -193,6 +193,22 @@ impl Drop for Guarded {
     }
 }
 
+/// The environment variable the binaries read the authkey from.
+pub(crate) const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
+
+/// A command for one of our binaries, with `key` as its authkey and
+/// nothing of the caller's iris settings: no address, the default log
+/// level, no colours.
+pub(crate) fn iris_command(program: &Path, key: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env(AUTHKEY_ENV, key)
+        .env_remove("IRIS_ADDRESS")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    command
+}
+
 /// The workspace's root: this crate's parent directory.
 pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));

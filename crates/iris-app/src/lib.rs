@@ -65,14 +65,34 @@ pub struct ConnectionArgs {
     /// not a limit per read, so a peer that trickles bytes is cut off too.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_seconds, global = true)]
     pub handshake_timeout: f64,
+
+    /// Refuse peers that cannot seal (CPython's, or iris with sealing off).
+    /// Without it, sessions with iris peers are sealed and sessions with
+    /// CPython peers are not. A client that requires sealing also sends its
+    /// challenge at once (fast open: one round trip less).
+    #[arg(long, global = true, conflicts_with = "no_sealing")]
+    pub require_sealed: bool,
+
+    /// Never seal, not even with iris peers: every session readable and
+    /// alterable on the path, as with CPython. For measurements.
+    #[arg(long, global = true)]
+    pub no_sealing: bool,
 }
 
 impl ConnectionArgs {
     /// The wire options these flags ask for.
     pub fn wire_options(&self) -> iris_wire::Options {
+        let sealing = if self.require_sealed {
+            iris_wire::Sealing::Require
+        } else if self.no_sealing {
+            iris_wire::Sealing::Off
+        } else {
+            iris_wire::Sealing::Prefer
+        };
         iris_wire::Options::new()
             .with_legacy_md5(self.allow_legacy_md5)
             .with_handshake_timeout(Some(Duration::from_secs_f64(self.handshake_timeout)))
+            .with_sealing(sealing)
     }
 
     /// Loads the authkey these flags point at (see [`load_authkey`]).
@@ -95,6 +115,9 @@ pub fn hint(error: &iris_wire::Error) -> Option<&'static str> {
     match error {
         Error::Authentication(AuthError::LegacyMd5Disabled) => {
             Some("pass --allow-legacy-md5 to enable it")
+        }
+        Error::Authentication(AuthError::PeerCannotSeal) => {
+            Some("drop --require-sealed to accept unsealed sessions")
         }
         Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => Some(
             "another program listens there (an iris-listener still running?): stop it, or \

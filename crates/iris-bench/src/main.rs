@@ -7,17 +7,19 @@
 //! nothing else; errors go to stderr with a non-zero exit.
 //!
 //! ```text
-//! iris-bench handshake --address A [--seconds S] [--max N] [--raw]
-//!     connect, authenticate, close, in a loop (raw: TCP connect + one
-//!     40-byte ping-pong); prints {"count","elapsed_ns","latencies_ns"}
-//! iris-bench ping --address A [--count N] [--warmup W] [--raw]
+//! iris-bench handshake --address A [--seconds S] [--max N] [--sealing S] [--ping] [--raw]
+//!     connect, authenticate, close, in a loop (with --ping, one
+//!     Ping / Pong round trip before the close, timed too; raw: TCP connect
+//!     + one 40-byte ping-pong); prints {"count","sealed","elapsed_ns",
+//!     "latencies_ns"}
+//! iris-bench ping --address A [--count N] [--warmup W] [--sealing S] [--raw]
 //!     Message::Ping / Reply::Pong round trips (raw: 5-byte echo, the size
-//!     of a Ping frame); prints {"latencies_ns"}
-//! iris-bench bulk --address A [--size BYTES] [--count K] [--raw [--source BYTES]]
+//!     of a Ping frame); prints {"sealed","latencies_ns"}
+//! iris-bench bulk --address A [--size BYTES] [--count K] [--sealing S] [--raw [--source BYTES]]
 //!     K frames of BYTES each, then waits for the server's count (raw: the
 //!     same bytes in 1 MiB writes from a reused buffer of --source bytes,
-//!     1 MiB by default); prints {"bytes","elapsed_ns"}
-//! iris-bench bulk-server --host H --address-file F [--count K] [--max-frame B]
+//!     1 MiB by default); prints {"bytes","sealed","elapsed_ns"}
+//! iris-bench bulk-server --host H --address-file F [--count K] [--max-frame B] [--sealing S]
 //!     the iris-wire receiving side of `bulk`: recv_frame K times, answers
 //!     with the byte count
 //! iris-bench floor-server --host H --address-file F --mode MODE [--bytes N]
@@ -27,11 +29,17 @@
 //!     thread per connection, for reference), `ping` (5-byte echo on one
 //!     connection), `bulk` (read N bytes into a reused buffer of
 //!     `--buffer` bytes, 1 MiB by default, and answer their count)
-//! iris-bench idle --address A [--connections N] [--ping] [--allow-legacy-md5]
+//! iris-bench idle --address A [--connections N] [--ping] [--sealing S] [--allow-legacy-md5]
 //!     opens N authenticated connections (each pinged with --ping, which
 //!     proves the iris listener serves it), prints `ready N`, holds them
 //!     until its stdin ends
 //! ```
+//!
+//! `--sealing off|prefer|require` is the iris-wire sealing policy
+//! (`prefer`, sealed with iris peers, by default; `require` makes a client
+//! send its challenge at once: fast open). The results say whether the
+//! sessions were sealed, so the harness can check each row measured what
+//! its label says.
 //!
 //! The authkey comes from `IRIS_AUTHKEY`, as for the binaries. Processes
 //! started together (the 16 handshake clients) wait for their standard
@@ -47,7 +55,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, ValueEnum};
 use iris_protocol::{Message, Reply};
-use iris_wire::{Client, Connection, Listener, Options};
+use iris_wire::{Client, Connection, Listener, Options, Sealing};
 use serde_json::json;
 
 const AUTHKEY_ENV: &str = "IRIS_AUTHKEY";
@@ -73,6 +81,11 @@ enum Command {
         seconds: f64,
         #[arg(long, default_value_t = 20_000)]
         max: usize,
+        #[arg(long, value_enum, default_value_t = SealingArg::Prefer)]
+        sealing: SealingArg,
+        /// One Ping / Pong round trip after the handshake, inside the time.
+        #[arg(long)]
+        ping: bool,
         #[arg(long)]
         raw: bool,
     },
@@ -84,6 +97,8 @@ enum Command {
         count: usize,
         #[arg(long, default_value_t = 200)]
         warmup: usize,
+        #[arg(long, value_enum, default_value_t = SealingArg::Prefer)]
+        sealing: SealingArg,
         #[arg(long)]
         raw: bool,
     },
@@ -96,6 +111,8 @@ enum Command {
         size: usize,
         #[arg(long, default_value_t = 4)]
         count: usize,
+        #[arg(long, value_enum, default_value_t = SealingArg::Prefer)]
+        sealing: SealingArg,
         #[arg(long)]
         raw: bool,
         #[arg(long, default_value_t = RAW_CHUNK)]
@@ -111,6 +128,8 @@ enum Command {
         count: usize,
         #[arg(long, default_value_t = 128 << 20)]
         max_frame: u64,
+        #[arg(long, value_enum, default_value_t = SealingArg::Prefer)]
+        sealing: SealingArg,
     },
     /// The raw std::net servers of the floors.
     FloorServer {
@@ -134,9 +153,32 @@ enum Command {
         connections: usize,
         #[arg(long)]
         ping: bool,
+        #[arg(long, value_enum, default_value_t = SealingArg::Prefer)]
+        sealing: SealingArg,
         #[arg(long)]
         allow_legacy_md5: bool,
     },
+}
+
+/// `--sealing`: iris-wire's [`Sealing`] policies.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SealingArg {
+    /// Never seal.
+    Off,
+    /// Seal with iris peers (the default).
+    Prefer,
+    /// Seal or fail; a client sends its challenge at once (fast open).
+    Require,
+}
+
+impl SealingArg {
+    fn options(self) -> Options {
+        Options::new().with_sealing(match self {
+            SealingArg::Off => Sealing::Off,
+            SealingArg::Prefer => Sealing::Prefer,
+            SealingArg::Require => Sealing::Require,
+        })
+    }
 }
 
 /// What a floor server serves.
@@ -160,27 +202,37 @@ fn main() -> ExitCode {
             address,
             seconds,
             max,
+            sealing,
+            ping,
             raw,
-        } => handshake(&address, seconds, max, raw),
+        } => handshake(&address, seconds, max, sealing.options(), ping, raw),
         Command::Ping {
             address,
             count,
             warmup,
+            sealing,
             raw,
-        } => ping(&address, count, warmup, raw),
+        } => self::ping(&address, count, warmup, sealing.options(), raw),
         Command::Bulk {
             address,
             size,
             count,
+            sealing,
             raw,
             source,
-        } => bulk(&address, size, count, raw, source),
+        } => bulk(&address, size, count, sealing.options(), raw, source),
         Command::BulkServer {
             host,
             address_file,
             count,
             max_frame,
-        } => bulk_server(&host, &address_file, count, max_frame),
+            sealing,
+        } => bulk_server(
+            &host,
+            &address_file,
+            count,
+            sealing.options().with_max_frame(max_frame),
+        ),
         Command::FloorServer {
             host,
             address_file,
@@ -192,8 +244,14 @@ fn main() -> ExitCode {
             address,
             connections,
             ping,
+            sealing,
             allow_legacy_md5,
-        } => idle(&address, connections, ping, allow_legacy_md5),
+        } => idle(
+            &address,
+            connections,
+            ping,
+            sealing.options().with_legacy_md5(allow_legacy_md5),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -244,14 +302,22 @@ fn write_address_file(path: &Path, address: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the address file {}", path.display()))
 }
 
-/// Connect, authenticate, close; or TCP connect and one 40-byte ping-pong.
-fn handshake(address: &str, seconds: f64, max: usize, raw: bool) -> anyhow::Result<()> {
+/// Connect, authenticate (and with `with_ping`, one Ping / Pong), close; or TCP
+/// connect and one 40-byte ping-pong.
+fn handshake(
+    address: &str,
+    seconds: f64,
+    max: usize,
+    options: Options,
+    with_ping: bool,
+    raw: bool,
+) -> anyhow::Result<()> {
     let key = if raw { Vec::new() } else { authkey()? };
-    let options = Options::new();
     let budget = Duration::from_secs_f64(seconds);
 
     gate()?;
     let mut latencies = Vec::with_capacity(max.min(1 << 20));
+    let mut sealed = 0_usize;
     let mut ping = [0x5a_u8; HANDSHAKE_PING_LEN];
     let start = Instant::now();
     while latencies.len() < max && start.elapsed() < budget {
@@ -265,22 +331,43 @@ fn handshake(address: &str, seconds: f64, max: usize, raw: bool) -> anyhow::Resu
             latencies.push(nanos(began.elapsed()));
             drop(stream);
         } else {
-            let connection = Client::connect_with(address, &key, &options)?;
+            let mut connection = Client::connect_with(address, &key, &options)?;
+            if with_ping {
+                ping_pong(&mut connection)?;
+            }
             latencies.push(nanos(began.elapsed()));
+            sealed += usize::from(connection.is_sealed());
             connection.close()?;
         }
     }
     let elapsed = start.elapsed();
     print_result(&json!({
         "count": latencies.len(),
+        "sealed": sealed,
         "elapsed_ns": nanos(elapsed),
         "latencies_ns": latencies,
     }))
 }
 
+/// One Message::Ping answered by Reply::Pong.
+fn ping_pong(connection: &mut Connection) -> anyhow::Result<()> {
+    connection.send(&Message::Ping)?;
+    // recv flushes the Ping before it waits.
+    let reply: Reply = connection.recv()?;
+    ensure!(reply == Reply::Pong, "Ping answered with {reply:?}");
+    Ok(())
+}
+
 /// Request/response round trips on one connection.
-fn ping(address: &str, count: usize, warmup: usize, raw: bool) -> anyhow::Result<()> {
+fn ping(
+    address: &str,
+    count: usize,
+    warmup: usize,
+    options: Options,
+    raw: bool,
+) -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(count);
+    let mut sealed = false;
     if raw {
         let mut stream =
             TcpStream::connect(address).with_context(|| format!("cannot connect to {address}"))?;
@@ -296,20 +383,18 @@ fn ping(address: &str, count: usize, warmup: usize, raw: bool) -> anyhow::Result
         }
     } else {
         let key = authkey()?;
-        let mut connection = Client::connect_with(address, &key, &Options::new())?;
+        let mut connection = Client::connect_with(address, &key, &options)?;
+        sealed = connection.is_sealed();
         for round in 0..warmup + count {
             let began = Instant::now();
-            connection.send(&Message::Ping)?;
-            // recv flushes the Ping before it waits.
-            let reply: Reply = connection.recv()?;
-            ensure!(reply == Reply::Pong, "Ping answered with {reply:?}");
+            ping_pong(&mut connection)?;
             if round >= warmup {
                 latencies.push(nanos(began.elapsed()));
             }
         }
         close_natively(connection)?;
     }
-    print_result(&json!({ "latencies_ns": latencies }))
+    print_result(&json!({ "sealed": sealed, "latencies_ns": latencies }))
 }
 
 /// Sends Close and waits for Closed, so the listener logs a clean close.
@@ -324,8 +409,16 @@ fn close_natively(mut connection: Connection) -> anyhow::Result<()> {
 }
 
 /// Large frames one way, then the receiver's count back.
-fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> anyhow::Result<()> {
+fn bulk(
+    address: &str,
+    size: usize,
+    count: usize,
+    options: Options,
+    raw: bool,
+    source: usize,
+) -> anyhow::Result<()> {
     let total = (size as u64) * (count as u64);
+    let mut sealed = false;
     // Filled, so every page is mapped before the clock starts.
     let payload = vec![0xa5_u8; if raw { source.max(1) } else { size }];
     let elapsed;
@@ -358,8 +451,9 @@ fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> a
         );
     } else {
         let key = authkey()?;
-        let options = Options::new().with_max_frame((size as u64).max(1 << 20));
+        let options = options.with_max_frame((size as u64).max(1 << 20));
         let mut connection = Client::connect_with(address, &key, &options)?;
+        sealed = connection.is_sealed();
         let started = Instant::now();
         for _ in 0..count {
             connection.send_bytes(&payload)?;
@@ -375,7 +469,7 @@ fn bulk(address: &str, size: usize, count: usize, raw: bool, source: usize) -> a
         );
         connection.close()?;
     }
-    print_result(&json!({ "bytes": total, "elapsed_ns": nanos(elapsed) }))
+    print_result(&json!({ "bytes": total, "sealed": sealed, "elapsed_ns": nanos(elapsed) }))
 }
 
 /// The iris-wire side receiving `bulk`.
@@ -383,14 +477,10 @@ fn bulk_server(
     host: &str,
     address_file: &Path,
     count: usize,
-    max_frame: u64,
+    options: Options,
 ) -> anyhow::Result<()> {
     let key = authkey()?;
-    let listener = Listener::bind_with(
-        format!("{host}:0"),
-        &key,
-        Options::new().with_max_frame(max_frame),
-    )?;
+    let listener = Listener::bind_with(format!("{host}:0"), &key, options)?;
     write_address_file(address_file, &listener.local_addr().to_string())?;
     let mut connection = listener.accept()?;
     let mut total: u64 = 0;
@@ -473,17 +563,14 @@ fn serve_handshake_floor(mut stream: TcpStream) {
 }
 
 /// Many authenticated connections, held open until stdin ends.
-fn idle(address: &str, connections: usize, ping: bool, legacy_md5: bool) -> anyhow::Result<()> {
+fn idle(address: &str, connections: usize, ping: bool, options: Options) -> anyhow::Result<()> {
     let key = authkey()?;
-    let options = Options::new().with_legacy_md5(legacy_md5);
     let mut held = Vec::with_capacity(connections);
     for index in 0..connections {
         let mut connection = Client::connect_with(address, &key, &options)
             .with_context(|| format!("connection {} of {connections}", index + 1))?;
         if ping {
-            connection.send(&Message::Ping)?;
-            let reply: Reply = connection.recv()?;
-            ensure!(reply == Reply::Pong, "Ping answered with {reply:?}");
+            ping_pong(&mut connection)?;
         }
         held.push(connection);
     }

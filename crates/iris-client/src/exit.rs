@@ -31,6 +31,9 @@ pub(crate) const NOT_IRIS: u8 = 7;
 /// The listener is at its connection limit: it closed the connection
 /// before its challenge, which an iris listener does only for that.
 pub(crate) const LISTENER_BUSY: u8 = 8;
+/// `--require-sealed` and the listener cannot seal (a Python listener, or
+/// iris with sealing off).
+pub(crate) const CANNOT_SEAL: u8 = 9;
 /// `send` stopped by SIGINT (Ctrl-C), the shell's 128 + 2.
 pub(crate) const STOPPED_BY_SIGINT: u8 = 130;
 /// `send` stopped by SIGTERM, the shell's 128 + 15.
@@ -67,6 +70,8 @@ Exit codes:
      Python listener), and Python listeners do not answer pings
   8  the listener is busy: it closed the connection before its challenge, as
      an iris listener at its --max-connections does; try again later
+  9  --require-sealed, and the listener cannot seal: a Python listener, or
+     iris with sealing off
 130  send stopped by SIGINT (Ctrl-C), 143 by SIGTERM: the flowers read until
      then were sent and acknowledged; a second signal exits at once";
 
@@ -115,6 +120,7 @@ pub(crate) fn connect_code(error: &iris_wire::Error) -> u8 {
         // The library reports a peer that closes or talks nonsense during the
         // handshake as Authentication, so those land here too.
         E::Authentication(AuthError::ClosedBeforeChallenge) => LISTENER_BUSY,
+        E::Authentication(AuthError::PeerCannotSeal) => CANNOT_SEAL,
         E::Authentication(_) | E::Frame(_) => AUTH_FAILED,
         _ => OTHER,
     }
@@ -156,6 +162,10 @@ mod tests {
             (
                 Error::Authentication(AuthError::ClosedBeforeChallenge),
                 LISTENER_BUSY,
+            ),
+            (
+                Error::Authentication(AuthError::PeerCannotSeal),
+                CANNOT_SEAL,
             ),
             (
                 Error::Frame(iris_wire::frame::FrameError::BadLength { header: -7 }),

@@ -184,6 +184,11 @@ fn summary_line(summary: &Summary) -> String {
         summary.rejected,
         summary.flowers.total(),
     );
+    line.push_str(&format!(
+        " sealed={} unsealed={}",
+        summary.sealed,
+        summary.connections - summary.sealed
+    ));
     // Only when some were: connections still open when the shutdown bound
     // ran out, whose unacknowledged flowers their clients report.
     if summary.abandoned > 0 {
@@ -284,16 +289,17 @@ mod tests {
     fn the_summary_line_is_stable() {
         let mut summary = Summary {
             connections: 3,
+            sealed: 2,
             rejected: 1,
             ..Summary::default()
         };
         summary.flowers.per_species = [50, 49, 51];
         assert_eq!(
             summary_line(&summary),
-            "summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=49 virginica=51"
+            "summary: connections=3 rejected=1 flowers=150 setosa=50 versicolor=49 virginica=51 sealed=2 unsealed=1"
         );
         summary.abandoned = 2;
-        assert!(summary_line(&summary).ends_with("virginica=51 abandoned=2"));
+        assert!(summary_line(&summary).ends_with("sealed=2 unsealed=1 abandoned=2"));
     }
 
     #[test]

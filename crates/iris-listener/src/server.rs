@@ -63,6 +63,9 @@ pub(crate) struct Config {
 pub(crate) struct Summary {
     /// Authenticated connections.
     pub(crate) connections: u64,
+    /// Authenticated connections whose session was sealed; the others
+    /// were not (CPython peers, or sealing off).
+    pub(crate) sealed: u64,
     /// Connections refused: failed handshakes and those over the limit.
     pub(crate) rejected: u64,
     /// Flowers written to stdout.
@@ -102,6 +105,7 @@ struct Shared {
     wake_address: Address,
     next_id: AtomicU64,
     connections: AtomicU64,
+    sealed: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
     failed_handshakes: Mutex<LogBudget>,
@@ -211,6 +215,7 @@ impl Server {
             wake_address: listener.local_addr().clone(),
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
+            sealed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             failed_handshakes: Mutex::new(LogBudget::new(
@@ -415,6 +420,7 @@ impl Server {
         self.shared.flush_logs(true);
         Summary {
             connections: self.shared.connections.load(Ordering::Relaxed),
+            sealed: self.shared.sealed.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
             flowers: if abandoned == 0 {
                 self.output.printed()
@@ -500,7 +506,14 @@ impl SessionContext {
                     return None;
                 }
                 self.shared.connections.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("connection {id} from {peer} authenticated");
+                if connection.is_sealed() {
+                    self.shared.sealed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("connection {id} from {peer} authenticated, sealed");
+                } else {
+                    tracing::info!(
+                        "connection {id} from {peer} authenticated, unsealed: a CPython peer or sealing off, so its messages cross the network readable and alterable"
+                    );
+                }
                 if self.config.once {
                     // The accept loop waits in accept(): wake it to stop.
                     wake_accept_loop(&self.shared);

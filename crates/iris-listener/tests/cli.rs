@@ -110,7 +110,7 @@ fn once_serves_one_client_prints_areas_and_acknowledges() {
         .expect("summary line");
     assert_eq!(
         summary,
-        "summary: connections=1 rejected=0 flowers=3 setosa=3 versicolor=0 virginica=0"
+        "summary: connections=1 rejected=0 flowers=3 setosa=3 versicolor=0 virginica=0 sealed=1 unsealed=0"
     );
 }
 

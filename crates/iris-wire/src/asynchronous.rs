@@ -22,7 +22,9 @@ use tokio::net::UnixStream;
 
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
-use crate::connection::{end_of_stream_error, fresh_nonce};
+use crate::connection::{
+    SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce, record_io_error,
+};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
@@ -99,6 +101,7 @@ pub struct AsyncConnection<S = AsyncStream> {
     write_timeout: Option<Duration>,
     peer: Option<Address>,
     peer_is_iris_listener: bool,
+    sealed: Option<Box<Sealed>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
@@ -126,6 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             write_timeout: options.write_timeout(),
             peer,
             peer_is_iris_listener: false,
+            sealed: None,
         }
     }
 
@@ -136,18 +140,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         options: &Options,
     ) -> Result<AsyncConnection<S>, Error> {
         let nonce = fresh_nonce(&SystemRandom::new())?;
-        let legacy_md5 = options.legacy_md5();
+        let handshake = Handshake::with_options(role, authkey, nonce, options)?;
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
         let handshake = async {
             match role {
-                Role::Listener => {
-                    let handshake = Handshake::listener(authkey, nonce, legacy_md5);
-                    self.run_handshake(handshake, no_screen).await
-                }
+                Role::Listener => self.run_handshake(handshake, no_screen).await,
                 Role::Client => {
                     let _outstanding = OutstandingChallenge::register(nonce);
-                    let handshake = Handshake::client(authkey, nonce, legacy_md5);
                     self.run_handshake(handshake, refuse_reflected_challenges)
                         .await
                 }
@@ -166,6 +166,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     async fn run_handshake(&mut self, handshake: Handshake, screen: Screen) -> Result<(), Error> {
         let mut driver = HandshakeDriver::new(handshake, screen);
         while !driver.queue_outgoing(&mut self.encoder) {
+            if !self.decoder.has_frame() {
+                self.flush().await.map_err(|e| driver.read_error(e))?;
+                driver.prepare()?;
+            }
             let frame = self
                 .next_frame("the peer's handshake")
                 .await
@@ -177,7 +181,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             }
         }
         self.peer_is_iris_listener = driver.peer_is_iris_listener();
-        self.flush().await
+        self.flush().await?;
+        if let Some(session) = driver.take_session() {
+            self.sealed = Some(Sealed::new(session, self.decoder.take_buffered()));
+        }
+        Ok(())
+    }
+
+    /// Whether the session is sealed: every byte after the handshake
+    /// encrypted and authenticated (see [`crate::seal`]).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.is_some()
     }
 
     /// The peer's address, for connections made by [`AsyncListener`] or
@@ -202,6 +216,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     /// Flushes what is queued and returns the stream, with the bytes already
     /// read from it that no receive has returned yet.
     pub async fn into_parts(mut self) -> Result<(S, Vec<u8>), Error> {
+        if self.sealed.is_some() {
+            return Err(crate::seal::RecordError::NoPlainStream.into());
+        }
         self.flush().await?;
         let unread = self.decoder.take_buffered();
         Ok((self.stream, unread))
@@ -229,7 +246,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         if payload.len() >= FLUSH_THRESHOLD {
             self.encoder.push_header(payload.len() as u64);
             self.flush().await?;
-            let write = self.stream.write_all(payload);
+            let (stream, sealed) = (&mut self.stream, self.sealed.as_deref_mut());
+            let write = async {
+                match sealed {
+                    None => stream.write_all(payload).await,
+                    Some(sealed) => {
+                        for piece in payload.chunks(SEALED_WRITE_CHUNK) {
+                            let records = sealed.seal(piece).map_err(record_io_error)?;
+                            stream.write_all(records).await?;
+                        }
+                        Ok(())
+                    }
+                }
+            };
             return with_timeout(self.write_timeout, "the peer to read what we sent", write).await;
         }
         self.encoder.push(payload);
@@ -251,6 +280,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             return Ok(());
         }
         let (stream, encoder) = (&mut self.stream, &mut self.encoder);
+        if let Some(sealed) = self.sealed.as_deref_mut() {
+            let records = sealed.seal(encoder.pending()).map_err(Error::from);
+            encoder.consume(usize::MAX);
+            let records = records?;
+            let write = async {
+                stream.write_all(records).await?;
+                stream.flush().await
+            };
+            return with_timeout(self.write_timeout, "the peer to read what we sent", write).await;
+        }
         let write = async {
             while !encoder.is_empty() {
                 let n = stream.write(encoder.pending()).await?;
@@ -316,6 +355,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             }
             // A peer may be waiting for what we queued before it answers.
             self.flush().await?;
+            if let Some(sealed) = self.sealed.as_deref_mut() {
+                if sealed.open_into(&mut self.decoder)? {
+                    continue;
+                }
+                let read = self.stream.read(sealed.opener.buffer());
+                let n = with_timeout(self.read_timeout, waiting_for, read).await?;
+                if n == 0 {
+                    return Err(sealed.end_of_stream_error(&self.decoder));
+                }
+                sealed.opener.advance(n);
+                continue;
+            }
             let read = self.stream.read(self.decoder.buffer());
             let n = with_timeout(self.read_timeout, waiting_for, read).await?;
             if n == 0 {

@@ -11,7 +11,7 @@ use ring::rand::SystemRandom;
 
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
-use crate::handshake::{Handshake, NONCE_LEN, ToAuthKey, challenge_nonce};
+use crate::handshake::{Handshake, NONCE_LEN, Role, ToAuthKey, challenge_nonce};
 use crate::stream::Stream;
 use crate::{Address, AuthError, Error, Options};
 
@@ -64,7 +64,7 @@ impl Client {
             }
         };
         let nonce = fresh_nonce(&SystemRandom::new())?;
-        let handshake = Handshake::client(&key, nonce, options.legacy_md5());
+        let handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
         let _outstanding = OutstandingChallenge::register(nonce);
         Connection::new(stream, Some(parsed), options).run_authentication(
             handshake,

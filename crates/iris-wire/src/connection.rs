@@ -13,6 +13,7 @@ use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
 use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
+use crate::seal::{MAX_RECORD_PLAINTEXT, RecordError, RecordOpener, RecordSealer, Session};
 use crate::stream::{Stream, Transport};
 use crate::{Address, AuthError, Error, Options};
 
@@ -42,13 +43,13 @@ use crate::{Address, AuthError, Error, Options};
 ///     let mut connection = Connection::authenticate(a, Role::Listener, &server_key, &Options::new())?;
 ///     let request = connection.recv_bytes()?;
 ///     connection.send_bytes(&request)?;
-///     connection.flush()?;
-///     Ok(connection.into_parts()?.0) // the UnixStream back
+///     connection.close()
 /// });
 /// let mut client = Connection::authenticate(b, Role::Client, &key, &Options::new())?;
+/// assert!(client.is_sealed()); // two iris peers seal by default
 /// client.send_bytes(b"echo")?;
 /// assert_eq!(client.recv_bytes()?, b"echo");
-/// let _stream: UnixStream = server.join().expect("server thread")?;
+/// server.join().expect("server thread")?;
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -78,6 +79,78 @@ pub struct Connection<S: Transport = Stream> {
     peer: Option<Address>,
     /// Whether the listener's challenge carried the iris mark (client side).
     peer_is_iris_listener: bool,
+    /// The record layer of a sealed session.
+    sealed: Option<Box<Sealed>>,
+}
+
+/// The record layer of a sealed session, as both adapters hold it.
+pub(crate) struct Sealed {
+    pub(crate) sealer: RecordSealer,
+    pub(crate) opener: RecordOpener,
+    /// Records on their way out.
+    pub(crate) out: Vec<u8>,
+    /// Bytes that arrived during the handshake behind its last frame: the
+    /// first records, opened before anything more is read.
+    pub(crate) carried: Vec<u8>,
+}
+
+/// How much plaintext a large send seals per write.
+pub(crate) const SEALED_WRITE_CHUNK: usize = 4 * MAX_RECORD_PLAINTEXT;
+
+impl Sealed {
+    pub(crate) fn new(session: Session, carried: Vec<u8>) -> Box<Sealed> {
+        Box::new(Sealed {
+            sealer: session.sealer,
+            opener: session.opener,
+            out: Vec::new(),
+            carried,
+        })
+    }
+
+    /// Seals `plaintext` into `out`, replacing what it held.
+    pub(crate) fn seal(&mut self, plaintext: &[u8]) -> Result<&[u8], RecordError> {
+        self.out.clear();
+        self.sealer.seal(plaintext, &mut self.out)?;
+        Ok(&self.out)
+    }
+
+    /// Moves opened plaintext into `decoder` while it takes any; true if
+    /// some moved. Opens records as their plaintext is used up.
+    pub(crate) fn open_into(&mut self, decoder: &mut FrameDecoder) -> Result<bool, RecordError> {
+        let mut moved = false;
+        loop {
+            if self.opener.plaintext().is_empty() {
+                if !self.carried.is_empty() {
+                    let n = self.opener.feed(&self.carried);
+                    self.carried.drain(..n);
+                }
+                if !self.opener.open_next()? {
+                    return Ok(moved);
+                }
+            }
+            let n = decoder.feed(self.opener.plaintext());
+            self.opener.consume(n);
+            if n == 0 {
+                return Ok(moved);
+            }
+            moved = true;
+        }
+    }
+
+    /// The error for a stream that ended: inside a record, or else as the
+    /// frames inside tell.
+    pub(crate) fn end_of_stream_error(&self, decoder: &FrameDecoder) -> Error {
+        match self.opener.end_of_stream() {
+            Ok(()) => end_of_stream_error(decoder),
+            Err(truncated) => truncated.into(),
+        }
+    }
+}
+
+/// A record error carried through `io::Result`s, unwrapped by
+/// [`Error::from_io`].
+pub(crate) fn record_io_error(error: RecordError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
 /// The stream of a connection (see `Connection::stream`).
@@ -156,19 +229,16 @@ impl<S: Transport> Connection<S> {
         let timeout = options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let nonce = fresh_nonce(&SystemRandom::new())?;
+        let handshake = Handshake::with_options(role, &authkey, nonce, options)?;
         let connection = Connection::new(stream, None, options);
-        let legacy_md5 = options.legacy_md5();
         match role {
-            Role::Listener => connection.run_authentication(
-                Handshake::listener(&authkey, nonce, legacy_md5),
-                deadline,
-                timeout,
-                no_screen,
-            ),
+            Role::Listener => {
+                connection.run_authentication(handshake, deadline, timeout, no_screen)
+            }
             Role::Client => {
                 let _outstanding = OutstandingChallenge::register(nonce);
                 connection.run_authentication(
-                    Handshake::client(&authkey, nonce, legacy_md5),
+                    handshake,
                     deadline,
                     timeout,
                     refuse_reflected_challenges,
@@ -188,6 +258,7 @@ impl<S: Transport> Connection<S> {
             armed: [None; 2],
             peer,
             peer_is_iris_listener: false,
+            sealed: None,
         }
     }
 
@@ -237,7 +308,12 @@ impl<S: Transport> Connection<S> {
         while !driver.queue_outgoing(&mut self.encoder) {
             // Pending output is flushed only when this read has to wait: a
             // pipelining client's challenge is often already here, and then
-            // the welcome and our answer leave in one write.
+            // the welcome and our answer leave in one write. The sealing
+            // work that can wait for nothing runs while the peer works.
+            if !self.decoder.has_frame() {
+                self.flush().map_err(|e| driver.read_error(e))?;
+                driver.prepare()?;
+            }
             let frame = self
                 .next_frame("the peer's handshake")
                 .map_err(|e| driver.read_error(e))?;
@@ -251,7 +327,11 @@ impl<S: Transport> Connection<S> {
         self.peer_is_iris_listener = driver.peer_is_iris_listener();
         // The last verdict goes out now: a CPython listener's accept() waits
         // for it before the application can do anything.
-        self.flush()
+        self.flush()?;
+        if let Some(session) = driver.take_session() {
+            self.sealed = Some(Sealed::new(session, self.decoder.take_buffered()));
+        }
+        Ok(())
     }
 
     /// Before a read or write while authenticating: gives the stream only
@@ -300,8 +380,12 @@ impl<S: Transport> Connection<S> {
 
     /// Flushes what is queued and returns the stream, with the bytes already
     /// read from it that no receive has returned yet (usually none): the
-    /// way back to the plain stream, say to hand it to another protocol.
+    /// way back to the plain stream, say to hand it to another protocol. A
+    /// sealed session has no way back ([`RecordError::NoPlainStream`]).
     pub fn into_parts(mut self) -> Result<(S, Vec<u8>), Error> {
+        if self.sealed.is_some() {
+            return Err(RecordError::NoPlainStream.into());
+        }
         self.flush()?;
         let unread = self.decoder.take_buffered();
         let stream = self
@@ -317,6 +401,12 @@ impl<S: Transport> Connection<S> {
     /// See [`Handshake::peer_is_iris_listener`](crate::handshake::Handshake::peer_is_iris_listener).
     pub fn peer_is_iris_listener(&self) -> bool {
         self.peer_is_iris_listener
+    }
+
+    /// Whether the session is sealed: every byte after the handshake
+    /// encrypted and authenticated (see [`crate::seal`]).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.is_some()
     }
 
     /// Sets how long a receive may wait; `None` waits forever.
@@ -348,12 +438,19 @@ impl<S: Transport> Connection<S> {
     /// Queues `payload` as one frame, like CPython's `send_bytes`.
     pub fn send_bytes(&mut self, payload: &[u8]) -> Result<(), Error> {
         if payload.len() >= FLUSH_THRESHOLD {
-            // Large payloads go straight from the caller's memory.
+            // Large payloads go straight from the caller's memory, or are
+            // sealed from it a few records at a time.
             self.encoder.push_header(payload.len() as u64);
             self.flush()?;
-            return stream(&mut self.stream)
-                .write_all(payload)
-                .map_err(|e| Error::from_io(e, "the peer to read what we sent"));
+            let stream = stream(&mut self.stream);
+            let written = match self.sealed.as_deref_mut() {
+                None => stream.write_all(payload),
+                Some(sealed) => payload.chunks(SEALED_WRITE_CHUNK).try_for_each(|piece| {
+                    let records = sealed.seal(piece).map_err(record_io_error)?;
+                    stream.write_all(records)
+                }),
+            };
+            return written.map_err(|e| Error::from_io(e, "the peer to read what we sent"));
         }
         self.encoder.push(payload);
         self.flush_if_full()
@@ -380,9 +477,18 @@ impl<S: Transport> Connection<S> {
     /// Writes the queued bytes; they are dropped either way, as a failed
     /// write leaves the stream unusable.
     fn write_pending(&mut self) -> io::Result<()> {
-        let result = self
-            .arm_deadline(true)
-            .and_then(|()| stream(&mut self.stream).write_all(self.encoder.pending()));
+        let result = self.arm_deadline(true).and_then(|()| {
+            let stream = stream(&mut self.stream);
+            match self.sealed.as_deref_mut() {
+                None => stream.write_all(self.encoder.pending()),
+                Some(sealed) => {
+                    let records = sealed
+                        .seal(self.encoder.pending())
+                        .map_err(record_io_error)?;
+                    stream.write_all(records)
+                }
+            }
+        });
         self.encoder.consume(usize::MAX);
         result
     }
@@ -431,7 +537,11 @@ impl<S: Transport> Connection<S> {
     /// when the peer closed, so that the next receive reports it. A zero
     /// timeout needs a transport that can be made non-blocking.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
-        if self.decoder.has_buffered_bytes() {
+        if self.decoder.has_buffered_bytes()
+            || self.sealed.as_ref().is_some_and(|sealed| {
+                sealed.opener.has_buffered_bytes() || !sealed.carried.is_empty()
+            })
+        {
             return Ok(true);
         }
         self.flush()?;
@@ -488,7 +598,12 @@ impl<S: Transport> Connection<S> {
                 return Ok(frame);
             }
             match self.read_once() {
-                Ok(0) => return Err(end_of_stream_error(&self.decoder)),
+                Ok(0) => {
+                    return Err(match &self.sealed {
+                        Some(sealed) => sealed.end_of_stream_error(&self.decoder),
+                        None => end_of_stream_error(&self.decoder),
+                    });
+                }
                 Ok(_) => {}
                 Err(e) => return Err(Error::from_io(e, waiting_for)),
             }
@@ -501,6 +616,9 @@ impl<S: Transport> Connection<S> {
         if !self.encoder.is_empty() {
             self.write_pending()?;
         }
+        if self.sealed.is_some() {
+            return self.read_sealed();
+        }
         loop {
             self.arm_deadline(false)?;
             match stream(&mut self.stream).read(self.decoder.buffer()) {
@@ -508,6 +626,28 @@ impl<S: Transport> Connection<S> {
                     self.decoder.advance(n);
                     return Ok(n);
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `read_once` of a sealed session: reads records until one gives the
+    /// decoder plaintext. Returns 0 at end of stream.
+    fn read_sealed(&mut self) -> io::Result<usize> {
+        let Some(sealed) = self.sealed.as_deref_mut() else {
+            unreachable!("only sealed sessions read records")
+        };
+        loop {
+            if sealed
+                .open_into(&mut self.decoder)
+                .map_err(record_io_error)?
+            {
+                return Ok(1);
+            }
+            match stream(&mut self.stream).read(sealed.opener.buffer()) {
+                Ok(0) => return Ok(0),
+                Ok(n) => sealed.opener.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -533,6 +673,7 @@ impl<S: Transport + fmt::Debug> fmt::Debug for Connection<S> {
             .field("peer", &self.peer)
             .field("decoder", &self.decoder)
             .field("encoder", &self.encoder)
+            .field("sealed", &self.sealed.is_some())
             .field("read_timeout", &self.read_timeout)
             .field("write_timeout", &self.write_timeout)
             .finish()

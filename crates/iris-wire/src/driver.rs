@@ -53,6 +53,17 @@ impl HandshakeDriver {
         self.handshake.peer_is_iris_listener()
     }
 
+    /// Does the sealing work that can overlap the peer's: call it after
+    /// flushing, before waiting.
+    pub(crate) fn prepare(&mut self) -> Result<(), Error> {
+        self.handshake.prepare().map_err(Error::from)
+    }
+
+    /// The sealed session's keys, once the handshake is complete.
+    pub(crate) fn take_session(&mut self) -> Option<crate::seal::Session> {
+        self.handshake.take_session()
+    }
+
     /// The error to report for a failed read of the peer's next frame.
     pub(crate) fn read_error(&self, error: Error) -> Error {
         let before_challenge = self.handshake.role() == Role::Client && !self.received_any;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::codec::CodecError;
 use crate::frame::FrameError;
+use crate::seal::RecordError;
 
 /// Everything that can go wrong while connecting, authenticating, sending or
 /// receiving.
@@ -60,6 +61,9 @@ pub enum Error {
         /// The configured handshake timeout.
         limit: Duration,
     },
+    /// A sealed session's record could not be sealed or opened (one that
+    /// was tampered with, say); the connection cannot be used further.
+    Sealed(RecordError),
     /// A received payload could not be decoded into the requested type.
     Decode(CodecError),
     /// A value could not be encoded.
@@ -95,6 +99,13 @@ pub enum AuthError {
     /// listener trying to get one client's answer to use on another
     /// connection (a reflection attack). It is not answered.
     ReflectedChallenge,
+    /// Sealing is required here, and the peer cannot seal: a CPython peer,
+    /// or an iris peer with sealing off.
+    PeerCannotSeal,
+    /// The client's first sealed record did not open to its `#WELCOME#`:
+    /// the two sides derived different keys, because a man in the middle
+    /// altered the handshake (or the client does not hold the authkey).
+    KeyConfirmation,
     /// The peer sent something that is not part of the handshake.
     Protocol(String),
 }
@@ -123,6 +134,7 @@ impl fmt::Display for Error {
                 "the handshake did not complete within {:.1} s: the peer is too slow, does not speak this protocol, or is a listener too busy to answer; try again, or raise the handshake timeout",
                 limit.as_secs_f64()
             ),
+            Error::Sealed(source) => source.fmt(f),
             Error::Decode(source) => write!(f, "cannot decode the received message: {source}"),
             Error::Encode(source) => write!(f, "cannot encode the message: {source}"),
             Error::Io(source) => write!(f, "connection error: {source}"),
@@ -161,6 +173,12 @@ impl fmt::Display for AuthError {
             AuthError::ReflectedChallenge => f.write_str(
                 "the peer sent back a challenge that this process issued itself, which only a listener without the authkey trying a reflection attack does; not answering it. Check that the address is the listener you mean",
             ),
+            AuthError::PeerCannotSeal => f.write_str(
+                "sealing is required here, and the peer cannot seal: it is a CPython peer, or an iris peer with sealing off; allow unsealed sessions, or use an iris peer that seals",
+            ),
+            AuthError::KeyConfirmation => f.write_str(
+                "the client's first sealed record did not open: the two sides derived different keys, so something between them altered the handshake",
+            ),
             AuthError::Protocol(what) => write!(f, "handshake protocol error: {what}"),
         }
     }
@@ -174,6 +192,15 @@ impl From<FrameError> for Error {
     }
 }
 
+impl From<RecordError> for Error {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Rejected => Error::Authentication(AuthError::Rejected),
+            other => Error::Sealed(other),
+        }
+    }
+}
+
 impl From<AuthError> for Error {
     fn from(reason: AuthError) -> Self {
         Error::Authentication(reason)
@@ -182,8 +209,15 @@ impl From<AuthError> for Error {
 
 impl Error {
     /// Maps an I/O error, turning the stream's own timeouts into
-    /// [`Error::Timeout`].
+    /// [`Error::Timeout`] and unwrapping record errors carried through I/O
+    /// results.
     pub(crate) fn from_io(source: io::Error, waiting_for: &'static str) -> Self {
+        if let Some(record) = source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<RecordError>())
+        {
+            return record.clone().into();
+        }
         match source.kind() {
             io::ErrorKind::WouldBlock => Error::Timeout { waiting_for },
             // Ours: a deadline that ran out (an error made from the kind

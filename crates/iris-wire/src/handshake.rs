@@ -34,14 +34,19 @@
 //! caller enables legacy MD5 explicitly.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use ring::hmac as ring_hmac;
 
+use crate::Options;
 use crate::error::{AuthError, Error};
 use crate::frame::Header;
+use crate::seal::{
+    KeyShare, RECORDS_PER_KEY, Sealing, Secret, Session, derived_from_authkey, traffic_secrets,
+    transcript_hash,
+};
 
 /// Prefix of a challenge frame.
 pub const CHALLENGE_PREFIX: &[u8] = b"#CHALLENGE#";
@@ -53,8 +58,21 @@ pub const FAILURE: &[u8] = b"#FAILURE#";
 pub const NONCE_LEN: usize = 40;
 /// Handshake frames longer than this are refused, as CPython refuses them.
 pub const MAX_HANDSHAKE_FRAME: u64 = 256;
-/// Appended by an iris listener to its challenge to say "you may pipeline".
+/// Appended by an iris listener that does not seal to its challenge, to say
+/// "you may pipeline".
 pub const IRIS_MARK: &[u8] = b"~iris:pipeline";
+/// Appended, with its X25519 public key, by an iris listener that offers a
+/// sealed session (docs/PROTOCOL.md §3); implies pipelining.
+pub const LISTENER_SEAL_MARK: &[u8] = b"~iris:seal1:L";
+/// Appended, with its X25519 public key, by an iris client that accepts the
+/// listener's offer of a sealed session.
+pub const CLIENT_SEAL_MARK: &[u8] = b"~iris:seal1:C";
+/// Length of an X25519 public key in a sealing mark.
+pub const SEAL_KEY_LEN: usize = 32;
+/// Length of a challenge message with a sealing mark.
+const SEALED_MESSAGE_LEN: usize = 8 + NONCE_LEN + 13 + SEAL_KEY_LEN;
+/// What the client's first record holds: its `#WELCOME#`, framed.
+const SEALED_WELCOME: &[u8] = b"\x00\x00\x00\x09#WELCOME#";
 
 const SHA256_PREFIX: &[u8] = b"{sha256}";
 const LEGACY_CHALLENGE_LEN: usize = 20;
@@ -69,6 +87,8 @@ const MAX_DIGEST_NAME_LEN: usize = 16;
 pub struct AuthKey {
     raw: Arc<[u8]>,
     sha256: ring_hmac::Key,
+    /// The key schedule's `derived` secret, which depends on the key alone.
+    sealing_salt: Arc<OnceLock<Secret>>,
 }
 
 impl AuthKey {
@@ -81,7 +101,13 @@ impl AuthKey {
         Ok(AuthKey {
             raw: bytes.into(),
             sha256: ring_hmac::Key::new(ring_hmac::HMAC_SHA256, bytes),
+            sealing_salt: Arc::default(),
         })
+    }
+
+    fn sealing_salt(&self) -> &Secret {
+        self.sealing_salt
+            .get_or_init(|| derived_from_authkey(&self.raw))
     }
 
     fn legacy_md5(&self) -> Hmac<Md5> {
@@ -158,8 +184,39 @@ enum State {
     AwaitChallenge,
     /// We answered the peer's challenge and wait for its verdict.
     AwaitVerdict(AfterVerdict),
+    /// Listener of a sealed session: we answered the client's challenge and
+    /// wait for its first record, the sealed `#WELCOME#`.
+    AwaitSealedWelcome,
     Done,
     Failed,
+}
+
+/// What a handshake that offers sealing keeps until the keys are derived.
+struct SealState {
+    share: KeyShare,
+    require: bool,
+    /// The client sent its challenge first (docs/PROTOCOL.md §4.5).
+    fast_open: bool,
+    peer_public: Option<[u8; SEAL_KEY_LEN]>,
+    shared: Option<Secret>,
+    /// The transcript: `Lm`, `Cr`, `Cm`, `Lr` (empty until known).
+    listener_challenge: Vec<u8>,
+    client_response: Vec<u8>,
+    client_challenge: Vec<u8>,
+    listener_response: Vec<u8>,
+}
+
+impl SealState {
+    fn transcript_complete(&self) -> bool {
+        ![
+            &self.listener_challenge,
+            &self.client_response,
+            &self.client_challenge,
+            &self.listener_response,
+        ]
+        .iter()
+        .any(|message| message.is_empty())
+    }
 }
 
 /// One side of the mutual authentication, driven by the frames it receives.
@@ -168,11 +225,14 @@ enum State {
 /// already framed), reads one frame of at most [`MAX_HANDSHAKE_FRAME`] bytes,
 /// passes its payload to [`Handshake::receive`], and repeats until
 /// [`Handshake::is_complete`]. After an error, the outgoing bytes may hold a
-/// `#FAILURE#` verdict worth sending before closing.
+/// `#FAILURE#` verdict worth sending before closing. Before waiting for the
+/// peer, a caller may call [`Handshake::prepare`] so that the key agreement
+/// of a sealed session runs while the peer works.
 ///
 /// ```
 /// use iris_wire::frame::next_frame;
 /// use iris_wire::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME};
+/// use iris_wire::seal::{KeyShare, Sealing};
 ///
 /// /// Delivers everything `from` has to send to `to`.
 /// fn deliver(from: &mut Handshake, to: &mut Handshake) -> Result<(), Box<dyn std::error::Error>> {
@@ -186,15 +246,23 @@ enum State {
 /// }
 ///
 /// let key = AuthKey::new(b"secret")?;
-/// let mut listener = Handshake::listener(&key, [7; 40], false);
-/// let mut client = Handshake::client(&key, [9; 40], false);
+/// let mut listener = Handshake::listener(&key, [7; 40], false)
+///     .with_sealing(KeyShare::generate()?, Sealing::Prefer);
+/// let mut client = Handshake::client(&key, [9; 40], false)
+///     .with_sealing(KeyShare::generate()?, Sealing::Prefer);
 /// while !(listener.is_complete() && client.is_complete()) {
 ///     deliver(&mut listener, &mut client)?;
 ///     deliver(&mut client, &mut listener)?;
 /// }
+/// assert!(listener.is_sealed() && client.is_sealed());
+/// let (mut to_listener, mut from_client) = (client.take_session().unwrap(), listener.take_session().unwrap());
+/// let mut record = Vec::new();
+/// to_listener.sealer.seal(b"hello", &mut record)?;
+/// from_client.opener.feed(&record);
+/// assert!(from_client.opener.open_next()?);
+/// assert_eq!(from_client.opener.plaintext(), b"hello");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 pub struct Handshake {
     role: Role,
     key: AuthKey,
@@ -203,8 +271,24 @@ pub struct Handshake {
     /// Our challenge, without the `#CHALLENGE#` prefix: what the HMAC covers.
     our_challenge: Vec<u8>,
     outgoing: Vec<u8>,
-    /// Whether the peer's challenge carried [`IRIS_MARK`].
+    /// Whether the peer's challenge carried an iris listener's mark.
     peer_marked: bool,
+    /// `Some` while sealing is on offer and still possible.
+    seal: Option<Box<SealState>>,
+    /// The sealed session's keys, once derived.
+    session: Option<Session>,
+    sealed: bool,
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handshake")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("sealing", &self.seal.is_some())
+            .field("sealed", &self.sealed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Handshake {
@@ -221,6 +305,64 @@ impl Handshake {
         Handshake::new(Role::Client, key, nonce, legacy_md5, false)
     }
 
+    /// Starts `role`'s side as `options` say: legacy MD5 and sealing, with
+    /// the process's current [`KeyShare`].
+    pub fn with_options(
+        role: Role,
+        key: &AuthKey,
+        nonce: [u8; NONCE_LEN],
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let handshake = match role {
+            Role::Listener => Handshake::listener(key, nonce, options.legacy_md5()),
+            Role::Client => Handshake::client(key, nonce, options.legacy_md5()),
+        };
+        Ok(match options.sealing() {
+            Sealing::Off => handshake,
+            sealing => handshake.with_sealing(KeyShare::current()?, sealing),
+        })
+    }
+
+    /// Offers a sealed session with `share`'s key ([`Sealing::Prefer`]), or
+    /// insists on one ([`Sealing::Require`]: a client then sends its
+    /// challenge at once, the fast open). Call it on a new handshake,
+    /// before taking anything from it.
+    pub fn with_sealing(mut self, share: KeyShare, sealing: Sealing) -> Self {
+        let require = match sealing {
+            Sealing::Off => return self,
+            Sealing::Prefer => false,
+            Sealing::Require => true,
+        };
+        let fast_open = self.role == Role::Client && require;
+        match self.role {
+            Role::Listener => {
+                // Replace the pipelining mark queued by `listener`.
+                self.our_challenge.truncate(SHA256_PREFIX.len() + NONCE_LEN);
+                self.our_challenge.extend_from_slice(LISTENER_SEAL_MARK);
+                self.our_challenge.extend_from_slice(share.public());
+                self.outgoing.clear();
+                self.queue_our_challenge();
+            }
+            Role::Client if fast_open => {
+                self.mark_our_challenge(&share);
+                self.queue_our_challenge();
+            }
+            Role::Client => {}
+        }
+        self.seal = Some(Box::new(SealState {
+            share,
+            require,
+            fast_open,
+            peer_public: None,
+            shared: None,
+            listener_challenge: Vec::new(),
+            client_response: Vec::new(),
+            client_challenge: Vec::new(),
+            listener_response: Vec::new(),
+        }));
+        self
+    }
+
     fn new(
         role: Role,
         key: &AuthKey,
@@ -228,8 +370,7 @@ impl Handshake {
         legacy_md5: bool,
         mark: bool,
     ) -> Self {
-        let mut our_challenge =
-            Vec::with_capacity(SHA256_PREFIX.len() + NONCE_LEN + IRIS_MARK.len());
+        let mut our_challenge = Vec::with_capacity(SEALED_MESSAGE_LEN);
         our_challenge.extend_from_slice(SHA256_PREFIX);
         our_challenge.extend_from_slice(&nonce);
         if mark {
@@ -243,7 +384,15 @@ impl Handshake {
             our_challenge,
             outgoing: Vec::with_capacity(256),
             peer_marked: false,
+            seal: None,
+            session: None,
+            sealed: false,
         }
+    }
+
+    fn mark_our_challenge(&mut self, share: &KeyShare) {
+        self.our_challenge.extend_from_slice(CLIENT_SEAL_MARK);
+        self.our_challenge.extend_from_slice(share.public());
     }
 
     /// Which side this is.
@@ -256,6 +405,21 @@ impl Handshake {
         self.state == State::Done
     }
 
+    /// Whether the completed handshake set up a sealed session.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// The sealed session's keys, once the handshake is complete and
+    /// sealed; `None` otherwise, and after the first call.
+    pub fn take_session(&mut self) -> Option<Session> {
+        if self.state == State::Done {
+            self.session.take()
+        } else {
+            None
+        }
+    }
+
     /// Takes the framed bytes to send to the peer (possibly none).
     pub fn take_outgoing(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.outgoing)
@@ -266,13 +430,43 @@ impl Handshake {
         !self.outgoing.is_empty()
     }
 
-    /// Whether the peer's challenge carried [`IRIS_MARK`], which only iris
-    /// listeners add: on the client side, once the challenge has arrived,
-    /// this tells an iris listener from CPython's (whose peers expect
-    /// pickles). Always false on the listener side, as clients do not mark
-    /// their challenges.
+    /// Whether the peer's challenge carried an iris listener's mark, which
+    /// only iris listeners add: on the client side, once the challenge has
+    /// arrived, this tells an iris listener from CPython's (whose peers
+    /// expect pickles). Always false on the listener side.
     pub fn peer_is_iris_listener(&self) -> bool {
         self.peer_marked
+    }
+
+    /// Does now the work of a sealed session that can be done ahead: the
+    /// X25519 agreement once the peer's key is known, and the keys once the
+    /// transcript is complete. Call it after sending and before waiting, so
+    /// that it overlaps the peer's work; [`receive`](Handshake::receive)
+    /// does it anyway when needed.
+    pub fn prepare(&mut self) -> Result<(), AuthError> {
+        let Some(seal) = self.seal.as_deref_mut() else {
+            return Ok(());
+        };
+        if let (None, Some(peer)) = (seal.shared, seal.peer_public) {
+            seal.shared = Some(seal.share.agree(&peer)?);
+        }
+        if let (None, Some(shared)) = (&self.session, seal.shared)
+            && seal.transcript_complete()
+        {
+            let transcript = transcript_hash(
+                &seal.listener_challenge,
+                &seal.client_response,
+                &seal.client_challenge,
+                &seal.listener_response,
+            );
+            let secrets = traffic_secrets(self.key.sealing_salt(), &shared, &transcript);
+            let (ours, theirs) = match self.role {
+                Role::Client => (secrets.client, secrets.listener),
+                Role::Listener => (secrets.listener, secrets.client),
+            };
+            self.session = Some(Session::new(ours, theirs, RECORDS_PER_KEY));
+        }
+        Ok(())
     }
 
     /// Handles one frame payload from the peer.
@@ -280,44 +474,20 @@ impl Handshake {
         let result = self.step(frame);
         if result.is_err() {
             self.state = State::Failed;
+            self.session = None;
         }
         result
     }
 
     fn step(&mut self, frame: &[u8]) -> Result<(), AuthError> {
         match self.state {
-            State::AwaitResponse => {
-                match verify_response(&self.key, &self.our_challenge, frame, self.legacy_md5) {
-                    Ok(()) => {
-                        self.queue_frame(WELCOME);
-                        self.state = match self.role {
-                            Role::Listener => State::AwaitChallenge,
-                            Role::Client => State::Done,
-                        };
-                        Ok(())
-                    }
-                    Err(reason) => {
-                        self.queue_frame(FAILURE);
-                        Err(reason)
-                    }
-                }
+            State::AwaitResponse
+                if self.role == Role::Listener && frame.starts_with(CHALLENGE_PREFIX) =>
+            {
+                self.receive_fast_open_challenge(frame)
             }
-            State::AwaitChallenge => {
-                let challenge = parse_challenge(frame)?;
-                self.peer_marked = challenge.pipelining;
-                let response = respond(&self.key, challenge.message, self.legacy_md5)?;
-                self.queue_frame(&response);
-                let after = match self.role {
-                    Role::Listener => AfterVerdict::Done,
-                    Role::Client if challenge.pipelining => {
-                        self.queue_our_challenge();
-                        AfterVerdict::AwaitResponse
-                    }
-                    Role::Client => AfterVerdict::SendChallenge,
-                };
-                self.state = State::AwaitVerdict(after);
-                Ok(())
-            }
+            State::AwaitResponse => self.receive_response(frame),
+            State::AwaitChallenge => self.receive_challenge(frame),
             State::AwaitVerdict(after) => {
                 parse_verdict(frame)?;
                 self.state = match after {
@@ -330,10 +500,175 @@ impl Handshake {
                 };
                 Ok(())
             }
+            State::AwaitSealedWelcome => self.receive_sealed_welcome(frame),
             State::Done => Err(AuthError::Protocol(
                 "a frame arrived after the handshake was complete".into(),
             )),
             State::Failed => Err(AuthError::Protocol("the handshake already failed".into())),
+        }
+    }
+
+    /// The peer's answer to our challenge.
+    fn receive_response(&mut self, frame: &[u8]) -> Result<(), AuthError> {
+        if let Err(reason) = verify_response(&self.key, &self.our_challenge, frame, self.legacy_md5)
+        {
+            self.queue_frame(FAILURE);
+            return Err(reason);
+        }
+        match (self.role, self.seal.as_deref_mut()) {
+            (Role::Listener, Some(seal)) => {
+                seal.listener_challenge.clone_from(&self.our_challenge);
+                seal.client_response = frame.to_vec();
+                if seal.fast_open {
+                    // The fast-open client does not wait for a verdict.
+                    self.state = State::AwaitSealedWelcome;
+                } else {
+                    self.queue_frame(WELCOME);
+                    self.state = State::AwaitChallenge;
+                }
+            }
+            (Role::Listener, None) => {
+                self.queue_frame(WELCOME);
+                self.state = State::AwaitChallenge;
+            }
+            (Role::Client, Some(seal)) => {
+                seal.client_challenge.clone_from(&self.our_challenge);
+                seal.listener_response = frame.to_vec();
+                self.prepare()?;
+                let Some(session) = self.session.as_mut() else {
+                    unreachable!("the transcript is complete and the secret agreed")
+                };
+                // Key confirmation: the verdict travels as record 0.
+                session
+                    .sealer
+                    .seal(SEALED_WELCOME, &mut self.outgoing)
+                    .map_err(|e| AuthError::Protocol(e.to_string()))?;
+                self.seal = None;
+                self.sealed = true;
+                self.state = State::Done;
+            }
+            (Role::Client, None) => {
+                self.queue_frame(WELCOME);
+                self.state = State::Done;
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer's challenge.
+    fn receive_challenge(&mut self, frame: &[u8]) -> Result<(), AuthError> {
+        let challenge = parse_challenge(frame)?;
+        match self.role {
+            Role::Listener => {
+                let client_key = match challenge.mark {
+                    Mark::ClientSeal(key) if self.seal.is_some() => Some(key),
+                    _ if self.seal.as_ref().is_some_and(|seal| seal.require) => {
+                        return Err(AuthError::PeerCannotSeal);
+                    }
+                    _ => None,
+                };
+                let response = respond(&self.key, challenge.message, self.legacy_md5)?;
+                self.queue_frame(&response);
+                match (client_key, self.seal.as_deref_mut()) {
+                    (Some(key), Some(seal)) => {
+                        seal.peer_public = Some(key);
+                        seal.client_challenge = challenge.message.to_vec();
+                        seal.listener_response = response;
+                        self.state = State::AwaitSealedWelcome;
+                    }
+                    _ => {
+                        self.seal = None;
+                        self.state = State::AwaitVerdict(AfterVerdict::Done);
+                    }
+                }
+            }
+            Role::Client => {
+                self.peer_marked = challenge.pipelining();
+                let listener_key = match challenge.mark {
+                    Mark::ListenerSeal(key) => Some(key),
+                    _ => None,
+                };
+                match (self.seal.as_deref_mut(), listener_key) {
+                    (Some(seal), Some(key)) => {
+                        seal.peer_public = Some(key);
+                        seal.listener_challenge = challenge.message.to_vec();
+                    }
+                    (Some(seal), None) if seal.require => return Err(AuthError::PeerCannotSeal),
+                    _ => self.seal = None,
+                }
+                let response = respond(&self.key, challenge.message, self.legacy_md5)?;
+                self.queue_frame(&response);
+                let fast_open = match self.seal.as_deref_mut() {
+                    Some(seal) => {
+                        seal.client_response = response;
+                        seal.fast_open
+                    }
+                    None => false,
+                };
+                let after = if fast_open {
+                    // Our challenge already went out; the answer to it is
+                    // on its way.
+                    self.state = State::AwaitResponse;
+                    return Ok(());
+                } else if self.peer_marked {
+                    if let Some(share) = self.seal.as_ref().map(|seal| seal.share.clone()) {
+                        self.mark_our_challenge(&share);
+                    }
+                    self.queue_our_challenge();
+                    AfterVerdict::AwaitResponse
+                } else {
+                    AfterVerdict::SendChallenge
+                };
+                self.state = State::AwaitVerdict(after);
+            }
+        }
+        Ok(())
+    }
+
+    /// Listener: a client that requires sealing sent its challenge before
+    /// answering ours (docs/PROTOCOL.md §4.5).
+    fn receive_fast_open_challenge(&mut self, frame: &[u8]) -> Result<(), AuthError> {
+        let Some(seal) = self.seal.as_deref_mut().filter(|seal| !seal.fast_open) else {
+            return Err(AuthError::Protocol(
+                "expected an answer to our challenge, got a challenge (a client that requires sealing talking to a listener that does not seal?)".into(),
+            ));
+        };
+        let challenge = parse_challenge(frame)?;
+        let Mark::ClientSeal(key) = challenge.mark else {
+            return Err(AuthError::Protocol(
+                "a client sent its challenge first without the sealing mark".into(),
+            ));
+        };
+        seal.fast_open = true;
+        seal.peer_public = Some(key);
+        seal.client_challenge = challenge.message.to_vec();
+        let response = respond(&self.key, challenge.message, self.legacy_md5)?;
+        self.queue_frame(&response);
+        if let Some(seal) = self.seal.as_deref_mut() {
+            seal.listener_response = response;
+        }
+        Ok(())
+    }
+
+    /// Listener: the client's first record, which must open to its
+    /// `#WELCOME#`: proof that it derived the same keys.
+    fn receive_sealed_welcome(&mut self, frame: &[u8]) -> Result<(), AuthError> {
+        if frame == FAILURE {
+            return Err(AuthError::Rejected);
+        }
+        self.prepare()?;
+        let Some(session) = self.session.as_mut() else {
+            unreachable!("the transcript is complete and the secret agreed")
+        };
+        let mut sealed = frame.to_vec();
+        match session.opener.open_whole(&mut sealed) {
+            Ok(SEALED_WELCOME) => {
+                self.seal = None;
+                self.sealed = true;
+                self.state = State::Done;
+                Ok(())
+            }
+            _ => Err(AuthError::KeyConfirmation),
         }
     }
 
@@ -352,13 +687,34 @@ impl Handshake {
     }
 }
 
+/// The iris mark at the end of a challenge message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mark {
+    /// None: a CPython peer, or iris with nothing to announce.
+    None,
+    /// An iris listener that does not seal; the client may pipeline.
+    Pipeline,
+    /// An iris listener offering a sealed session, with its X25519 key.
+    ListenerSeal([u8; SEAL_KEY_LEN]),
+    /// An iris client accepting a sealed session, with its X25519 key.
+    ClientSeal([u8; SEAL_KEY_LEN]),
+}
+
 /// A challenge received from the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge<'a> {
     /// What the answer's HMAC covers: everything after `#CHALLENGE#`.
     pub message: &'a [u8],
+    /// The iris mark it carries.
+    pub mark: Mark,
+}
+
+impl Challenge<'_> {
     /// Whether the challenger is an iris listener that accepts pipelining.
-    pub pipelining: bool,
+    pub fn pipelining(&self) -> bool {
+        matches!(self.mark, Mark::Pipeline | Mark::ListenerSeal(_))
+    }
 }
 
 /// Parses a challenge frame: `#CHALLENGE#` followed by at least 20 bytes.
@@ -377,19 +733,44 @@ pub fn parse_challenge(frame: &[u8]) -> Result<Challenge<'_>, AuthError> {
     }
     Ok(Challenge {
         message,
-        pipelining: message.starts_with(SHA256_PREFIX) && message.ends_with(IRIS_MARK),
+        mark: mark_of(message),
     })
 }
 
-/// The nonce of a frame that is exactly a challenge in our own format,
-/// `#CHALLENGE#{sha256}<nonce>` with no mark, which is what an iris client
-/// sends; `None` for anything else. A client uses it to refuse answering a
+/// The mark a challenge message carries, recognised only at its exact place.
+fn mark_of(message: &[u8]) -> Mark {
+    let Some(rest) = message.strip_prefix(SHA256_PREFIX) else {
+        return Mark::None;
+    };
+    if rest.len() == NONCE_LEN + IRIS_MARK.len() && rest.ends_with(IRIS_MARK) {
+        return Mark::Pipeline;
+    }
+    if message.len() != SEALED_MESSAGE_LEN {
+        return Mark::None;
+    }
+    let (tag, key) = rest[NONCE_LEN..].split_at(LISTENER_SEAL_MARK.len());
+    let key: [u8; SEAL_KEY_LEN] = key
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("length checked"));
+    match tag {
+        LISTENER_SEAL_MARK => Mark::ListenerSeal(key),
+        CLIENT_SEAL_MARK => Mark::ClientSeal(key),
+        _ => Mark::None,
+    }
+}
+
+/// The nonce of a frame that is exactly a challenge in an iris client's
+/// format, `#CHALLENGE#{sha256}<nonce>` with no mark or the client's sealing
+/// mark; `None` for anything else. A client uses it to refuse answering a
 /// challenge that one of its own connections issued (a reflection).
 pub(crate) fn challenge_nonce(frame: &[u8]) -> Option<&[u8]> {
-    frame
-        .strip_prefix(CHALLENGE_PREFIX)?
-        .strip_prefix(SHA256_PREFIX)
-        .filter(|nonce| nonce.len() == NONCE_LEN)
+    let message = frame.strip_prefix(CHALLENGE_PREFIX)?;
+    let rest = message.strip_prefix(SHA256_PREFIX)?;
+    match mark_of(message) {
+        Mark::None if rest.len() == NONCE_LEN => Some(rest),
+        Mark::ClientSeal(_) => Some(&rest[..NONCE_LEN]),
+        _ => None,
+    }
 }
 
 /// A digest CPython may name in a `{digest}` prefix that we implement.
@@ -644,9 +1025,9 @@ mod tests {
         assert!(parse_challenge(b"#CHALLENGE#short").is_err());
         let legacy = [CHALLENGE_PREFIX, &[1u8; 20]].concat();
         let parsed = parse_challenge(&legacy).expect("legacy challenge");
-        assert!(!parsed.pipelining);
+        assert!(!parsed.pipelining());
         let marked = [CHALLENGE_PREFIX, SHA256_PREFIX, &[0u8; 40], IRIS_MARK].concat();
-        assert!(parse_challenge(&marked).expect("marked").pipelining);
+        assert!(parse_challenge(&marked).expect("marked").pipelining());
     }
 
     /// What each side sent, and how each side ended.

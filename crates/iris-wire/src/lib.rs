@@ -98,6 +98,7 @@ pub mod frame;
 pub mod handshake;
 mod listener;
 mod options;
+pub mod seal;
 mod stream;
 
 pub use address::{Address, ToAddress};
@@ -111,4 +112,5 @@ pub use listener::{Incoming, Listener};
 pub use options::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, KEEPALIVE_PROBES, Options, keepalive_interval,
 };
+pub use seal::Sealing;
 pub use stream::{Stream, Transport};

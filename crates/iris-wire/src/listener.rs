@@ -18,7 +18,7 @@ use ring::rand::SystemRandom;
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
 use crate::driver::no_screen;
-use crate::handshake::{AuthKey, Handshake, ToAuthKey};
+use crate::handshake::{AuthKey, Handshake, Role, ToAuthKey};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::options::keepalive_limit;
 use crate::stream::Stream;
@@ -183,7 +183,8 @@ impl Listener {
         let timeout = self.options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut connection = Connection::new(stream, Some(peer.clone()), &self.options);
-        let mut handshake = Handshake::listener(&self.key, nonce, self.options.legacy_md5());
+        let mut handshake =
+            Handshake::with_options(Role::Listener, &self.key, nonce, &self.options)?;
         // The challenge leaves now, from the accepting thread, so that the
         // client's first round trip overlaps whatever the caller does before
         // `authenticate` (such as starting a thread). A few dozen bytes into

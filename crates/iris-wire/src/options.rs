@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::seal::Sealing;
+
 /// Default limit on a frame received after authentication: 64 MiB.
 pub const DEFAULT_MAX_FRAME: u64 = 64 << 20;
 
@@ -32,6 +34,7 @@ pub struct Options {
     write_timeout: Option<Duration>,
     max_frame: u64,
     keepalive: Option<Duration>,
+    sealing: Sealing,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             write_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
             keepalive: None,
+            sealing: Sealing::Prefer,
         }
     }
 }
@@ -110,6 +114,15 @@ impl Options {
         self
     }
 
+    /// Whether sessions with iris peers are sealed: [`Sealing::Prefer`] by
+    /// default (sealed with iris peers, unsealed with CPython's);
+    /// [`Sealing::Require`] refuses peers that cannot seal, and makes a
+    /// client send its challenge at once (fast open).
+    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = sealing;
+        self
+    }
+
     /// Whether legacy HMAC-MD5 is accepted.
     pub fn legacy_md5(&self) -> bool {
         self.legacy_md5
@@ -147,6 +160,11 @@ impl Options {
     /// the system's probe interval and count apply).
     pub fn keepalive_limit(&self) -> Option<Duration> {
         self.keepalive.map(keepalive_limit)
+    }
+
+    /// The sealing policy.
+    pub fn sealing(&self) -> Sealing {
+        self.sealing
     }
 }
 

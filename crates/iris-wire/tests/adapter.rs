@@ -527,21 +527,40 @@ fn accepted_connections_get_the_keepalive_asked_for() {
 }
 
 /// Both sides over a `UnixStream::pair()` the caller made, with the stream
-/// handed back afterwards, bytes already read included.
+/// handed back afterwards, bytes already read included. Only an unsealed
+/// session has a plain stream to hand back.
 #[cfg(unix)]
 #[test]
 fn streams_the_caller_has_authenticate_and_come_back() {
     use iris_wire::handshake::Role;
+    use iris_wire::seal::RecordError;
     use std::os::unix::net::UnixStream;
 
     let (a, b) = UnixStream::pair().expect("pair");
+    let sealed =
+        thread::spawn(move || Connection::authenticate(a, Role::Listener, KEY, &Options::new()));
+    let client =
+        Connection::authenticate(b, Role::Client, KEY, &Options::new()).expect("authenticate");
+    let sealed = sealed.join().expect("listener").expect("listener side");
+    assert!(sealed.is_sealed() && client.is_sealed());
+    let refused = sealed
+        .into_parts()
+        .expect_err("a sealed session has no plain stream");
+    assert!(
+        matches!(refused, Error::Sealed(RecordError::NoPlainStream)),
+        "{refused}"
+    );
+
+    let unsealed = Options::new().with_sealing(iris_wire::Sealing::Off);
+    let (a, b) = UnixStream::pair().expect("pair");
+    let server_options = unsealed.clone();
     let server = thread::spawn(move || -> Result<(UnixStream, Vec<u8>), Error> {
-        let mut connection = Connection::authenticate(a, Role::Listener, KEY, &Options::new())?;
+        let mut connection = Connection::authenticate(a, Role::Listener, KEY, &server_options)?;
         assert_eq!(connection.recv_bytes()?, b"first");
         connection.into_parts()
     });
     let mut client =
-        Connection::authenticate(b, Role::Client, KEY, &Options::new()).expect("authenticate");
+        Connection::authenticate(b, Role::Client, KEY, &unsealed).expect("authenticate");
     client.send_bytes(b"first").expect("send");
     client.send_bytes(b"second").expect("send");
     client.flush().expect("flush");

@@ -17,7 +17,7 @@ use iris_e2e::{
 };
 use iris_model::{Iris, Species};
 use iris_protocol::{Message, Reply};
-use iris_wire::{AuthError, Client, Connection, Error, Options, Stream};
+use iris_wire::{AuthError, Client, Connection, Error, Options, Sealing, Stream};
 
 use crate::FLOWERS;
 
@@ -78,10 +78,12 @@ fn a_silent_client_is_closed_at_the_idle_timeout_and_its_slot_freed() {
 /// The listener's default `--max-frame`.
 const DEFAULT_MAX_FRAME: usize = 64 << 10;
 
-/// Connects and authenticates, and returns the bare stream, to write
-/// whatever bytes a test wants the listener to receive.
+/// Connects and authenticates, unsealed (as a CPython client does), and
+/// returns the bare stream, to write whatever bytes a test wants the
+/// listener to receive.
 fn authenticated_stream(address: &str) -> Stream {
-    let connection = Client::connect(address, TEST_KEY.as_bytes()).expect("connect");
+    let options = Options::new().with_sealing(Sealing::Off);
+    let connection = Client::connect_with(address, TEST_KEY.as_bytes(), &options).expect("connect");
     let (stream, unread) = connection.into_parts().expect("the stream back");
     assert!(
         unread.is_empty(),
@@ -373,10 +375,17 @@ fn a_slow_stdout_pushes_back_on_the_clients_and_loses_nothing() {
         lines
     });
 
+    // Unsealed: the listener's reads then start at 4 KiB, and what it has
+    // not read shows in its sockets' queues. (A sealed session reads up to
+    // a record and 32 KiB at once, more than a client sends here.)
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
             spawn_client(
-                &client_args("send", listener.address(), &[csv.to_str().expect("UTF-8")]),
+                &client_args(
+                    "send",
+                    listener.address(),
+                    &[csv.to_str().expect("UTF-8"), "--no-sealing"],
+                ),
                 &[KEY_ENV],
             )
         })

@@ -1,0 +1,129 @@
+//! The key schedule of a sealed session (docs/PROTOCOL.md §4.1–4.2): the
+//! transcript hash and TLS 1.3's HKDF-Expand-Label chain, with a pre-shared
+//! key (the authkey) and an X25519 secret as inputs.
+
+use ring::{digest, hkdf};
+
+/// Prefix of every label, so that no iris secret can equal a TLS one.
+const LABEL_PREFIX: &[u8] = b"iris1 ";
+
+/// Length of a secret, of the transcript hash and of an AES-256 key.
+pub(crate) const SECRET_LEN: usize = 32;
+/// Length of an AES-GCM nonce and of a direction's IV.
+pub(crate) const IV_LEN: usize = 12;
+
+/// A secret of the schedule.
+pub(crate) type Secret = [u8; SECRET_LEN];
+
+/// An HKDF output length, as ring wants it.
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// TLS 1.3's HKDF-Expand-Label (RFC 8446 §7.1) over SHA-256, with the
+/// label prefix `iris1 `, filling `out`.
+pub(crate) fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) {
+    let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, secret);
+    let length = (out.len() as u16).to_be_bytes();
+    let label_len = [(LABEL_PREFIX.len() + label.len()) as u8];
+    let context_len = [context.len() as u8];
+    let info = [
+        &length[..],
+        &label_len,
+        LABEL_PREFIX,
+        label,
+        &context_len,
+        context,
+    ];
+    // Every output here is at most 32 bytes, far under HKDF-SHA256's 8160.
+    prk.expand(&info, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .unwrap_or_else(|_| unreachable!("HKDF-SHA256 outputs up to 8160 bytes"));
+}
+
+fn expand_secret(secret: &[u8], label: &[u8], context: &[u8]) -> Secret {
+    let mut out = [0; SECRET_LEN];
+    expand_label(secret, label, context, &mut out);
+    out
+}
+
+/// HKDF-Extract over SHA-256.
+fn extract(salt: &[u8], ikm: &[u8]) -> Secret {
+    // ring's Prk hides its bytes; HKDF-Extract is HMAC(salt, ikm), which
+    // ring's HMAC gives directly.
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+    let tag = ring::hmac::sign(&key, ikm);
+    let mut out = [0; SECRET_LEN];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// `derived` of the schedule: depends on the authkey alone, so an
+/// [`AuthKey`](crate::handshake::AuthKey) computes it once.
+pub(crate) fn derived_from_authkey(authkey: &[u8]) -> Secret {
+    let early = extract(&[0; SECRET_LEN], authkey);
+    let empty_hash = digest::digest(&digest::SHA256, b"");
+    expand_secret(&early, b"derived", empty_hash.as_ref())
+}
+
+/// The transcript hash `TH` over the four handshake messages, in the
+/// protocol's fixed order whatever order they travelled in.
+pub(crate) fn transcript_hash(
+    listener_challenge: &[u8],
+    client_response: &[u8],
+    client_challenge: &[u8],
+    listener_response: &[u8],
+) -> Secret {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for message in [
+        listener_challenge,
+        client_response,
+        client_challenge,
+        listener_response,
+    ] {
+        context.update(&(message.len() as u32).to_be_bytes());
+        context.update(message);
+    }
+    let mut out = [0; SECRET_LEN];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
+/// The two directions' first traffic secrets.
+pub(crate) struct TrafficSecrets {
+    /// Client to listener.
+    pub(crate) client: Secret,
+    /// Listener to client.
+    pub(crate) listener: Secret,
+}
+
+/// Derives the traffic secrets from `derived` (the authkey's), the X25519
+/// shared secret and the transcript hash.
+pub(crate) fn traffic_secrets(
+    derived: &Secret,
+    shared: &Secret,
+    transcript: &Secret,
+) -> TrafficSecrets {
+    let master = extract(derived, shared);
+    TrafficSecrets {
+        client: expand_secret(&master, b"c traffic", transcript),
+        listener: expand_secret(&master, b"l traffic", transcript),
+    }
+}
+
+/// The AES-256-GCM key and IV of a direction's secret.
+pub(crate) fn key_and_iv(secret: &Secret) -> (Secret, [u8; IV_LEN]) {
+    let key = expand_secret(secret, b"key", b"");
+    let mut iv = [0; IV_LEN];
+    expand_label(secret, b"iv", b"", &mut iv);
+    (key, iv)
+}
+
+/// The secret that follows `secret` after a key update.
+pub(crate) fn next_secret(secret: &Secret) -> Secret {
+    expand_secret(secret, b"traffic upd", b"")
+}

@@ -1,0 +1,245 @@
+//! Sealed sessions through the blocking and the tokio adapter: policies,
+//! fast open, small and large messages, and what a tampered stream does.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use iris_wire::handshake::Role;
+use iris_wire::seal::RecordError;
+use iris_wire::{AuthError, Client, Connection, Error, Listener, Options, Sealing};
+
+const KEY: &[u8] = b"sealed test key";
+
+fn options(sealing: Sealing) -> Options {
+    Options::new().with_sealing(sealing)
+}
+
+/// A listener with `listener` sealing and a client with `client` sealing
+/// exchange one message each way; returns whether each side sealed, or the
+/// client's error.
+fn converse(listener: Sealing, client: Sealing) -> (Result<bool, Error>, Result<bool, Error>) {
+    let bound = Listener::bind_with("127.0.0.1:0", KEY, options(listener)).expect("bind");
+    let address = bound.local_addr().to_string();
+    let server = thread::spawn(move || -> Result<bool, Error> {
+        let mut connection = bound.accept()?;
+        let request = connection.recv_bytes()?;
+        connection.send_bytes(&request)?;
+        connection.flush()?;
+        Ok(connection.is_sealed())
+    });
+    let client = (|| {
+        let mut connection = Client::connect_with(&address, KEY, &options(client))?;
+        connection.send_bytes(b"ping")?;
+        assert_eq!(connection.recv_bytes()?, b"ping");
+        Ok(connection.is_sealed())
+    })();
+    (server.join().expect("server thread"), client)
+}
+
+#[test]
+fn iris_peers_seal_unless_either_turns_it_off() {
+    for (listener, client, sealed) in [
+        (Sealing::Prefer, Sealing::Prefer, true),
+        (Sealing::Require, Sealing::Prefer, true),
+        (Sealing::Prefer, Sealing::Require, true),
+        (Sealing::Require, Sealing::Require, true),
+        (Sealing::Off, Sealing::Prefer, false),
+        (Sealing::Prefer, Sealing::Off, false),
+    ] {
+        let (server, client_side) = converse(listener, client);
+        let case = format!("listener {listener:?}, client {client:?}");
+        assert_eq!(server.expect(&case), sealed, "{case}");
+        assert_eq!(client_side.expect(&case), sealed, "{case}");
+    }
+}
+
+#[test]
+fn a_side_that_requires_sealing_refuses_one_that_does_not_seal() {
+    let (server, client) = converse(Sealing::Off, Sealing::Require);
+    let client =
+        client.expect_err("a client that requires sealing refuses a listener that does not seal");
+    assert!(
+        matches!(client, Error::Authentication(AuthError::PeerCannotSeal)),
+        "{client}"
+    );
+    assert!(server.is_err());
+
+    let (server, client) = converse(Sealing::Require, Sealing::Off);
+    let server = server.expect_err("a listener that requires sealing refuses an unsealing client");
+    assert!(
+        matches!(server, Error::Authentication(AuthError::PeerCannotSeal)),
+        "{server}"
+    );
+    assert!(client.is_err());
+}
+
+#[test]
+fn a_fast_open_client_with_the_wrong_key_is_told_so() {
+    let bound = Listener::bind_with("127.0.0.1:0", KEY, Options::new()).expect("bind");
+    let address = bound.local_addr().to_string();
+    let server = thread::spawn(move || bound.accept().map(|_| ()));
+    let result = Client::connect_with(&address, b"another key", &options(Sealing::Require))
+        .and_then(|mut connection| connection.recv_bytes());
+    let error = result.expect_err("wrong key");
+    assert!(
+        matches!(
+            error,
+            Error::Authentication(
+                AuthError::Rejected | AuthError::WrongDigest | AuthError::PeerClosed
+            )
+        ),
+        "{error}"
+    );
+    let server = server
+        .join()
+        .expect("server")
+        .expect_err("the listener refuses the key");
+    assert!(matches!(server, Error::Authentication(_)), "{server}");
+}
+
+/// Many small messages and large ones (over a record, over the write
+/// chunk) come through a sealed session intact and in order.
+#[test]
+fn small_and_large_messages_cross_a_sealed_session() {
+    let bound = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let address = bound.local_addr().to_string();
+    let sizes = [0usize, 1, 100, 65_535, 65_536, 65_537, 300_000, 3 << 20];
+    let server = thread::spawn(move || -> Result<u64, Error> {
+        let mut connection = bound.accept()?;
+        assert!(connection.is_sealed());
+        let mut count = 0;
+        loop {
+            match connection.recv_bytes() {
+                Ok(frame) => {
+                    connection.send_bytes(&frame)?;
+                    count += 1;
+                }
+                Err(Error::Closed) => return Ok(count),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let mut client = Client::connect(&address, KEY).expect("connect");
+    for i in 0..20_000u32 {
+        client.send_bytes(&i.to_le_bytes()).expect("send");
+    }
+    for i in 0..20_000u32 {
+        assert_eq!(client.recv_bytes().expect("echo"), i.to_le_bytes());
+    }
+    for size in sizes {
+        let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        client.send_bytes(&payload).expect("send");
+        assert_eq!(client.recv_bytes().expect("echo"), payload, "{size} bytes");
+    }
+    client.close().expect("close");
+    assert_eq!(
+        server.join().expect("server").expect("echo"),
+        20_000 + sizes.len() as u64
+    );
+}
+
+/// A relay that flips one byte of the client's data after the handshake:
+/// the listener reports a tampered record and receives nothing of it.
+#[test]
+fn a_flipped_byte_after_the_handshake_ends_the_session_with_nothing_delivered() {
+    let bound = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let address = bound.local_addr().to_string();
+    let server = thread::spawn(move || -> (Vec<Vec<u8>>, Error) {
+        let mut connection = bound.accept().expect("the handshake is untouched");
+        let mut received = Vec::new();
+        loop {
+            match connection.recv_bytes() {
+                Ok(frame) => received.push(frame),
+                Err(e) => return (received, e),
+            }
+        }
+    });
+    // The relay: everything passes, except one byte of what the client
+    // sends once the handshake (whose frames are short) is over.
+    let relay = TcpListener::bind("127.0.0.1:0").expect("relay");
+    let relay_address = relay.local_addr().expect("address").to_string();
+    let forward = thread::spawn(move || {
+        let (mut client_side, _) = relay.accept().expect("accept");
+        let mut listener_side = TcpStream::connect(&address).expect("connect");
+        let mut back = (
+            client_side.try_clone().expect("clone"),
+            listener_side.try_clone().expect("clone"),
+        );
+        let backwards = thread::spawn(move || std::io::copy(&mut back.1, &mut back.0));
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 65_536];
+        loop {
+            let n = client_side.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let before = seen.len();
+            seen.extend_from_slice(&chunk[..n]);
+            // Flip the 1,000th byte of the stream: past the handshake
+            // (a few hundred bytes), inside the first data record.
+            if (before..seen.len()).contains(&1_000) {
+                chunk[1_000 - before] ^= 0x40;
+            }
+            if listener_side.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = listener_side.shutdown(std::net::Shutdown::Write);
+        let _ = backwards.join();
+    });
+    let mut client = Client::connect(&relay_address, KEY).expect("connect through the relay");
+    assert!(client.is_sealed());
+    for _ in 0..200 {
+        client.send_bytes(b"SECRET-FLOWER-setosa").expect("send");
+    }
+    let _ = client.close();
+    let (received, error) = server.join().expect("server");
+    assert!(
+        matches!(error, Error::Sealed(RecordError::Tampered { .. })),
+        "{error}"
+    );
+    assert!(
+        received.is_empty(),
+        "{} frames of a tampered record delivered",
+        received.len()
+    );
+    forward.join().expect("relay");
+}
+
+/// The handshake of a sealed session over a stream the caller has, in the
+/// tokio adapter talking to the blocking one.
+#[test]
+fn the_tokio_adapter_seals_with_the_blocking_one() {
+    use iris_wire::AsyncConnection;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let blocking = thread::spawn(move || -> Result<Vec<u8>, Error> {
+        let mut connection = Connection::authenticate(a, Role::Listener, KEY, &Options::new())?;
+        assert!(connection.is_sealed());
+        let frame = connection.recv_bytes()?;
+        connection.send_bytes(&frame)?;
+        connection.close()?;
+        Ok(frame)
+    });
+    runtime.block_on(async {
+        b.set_nonblocking(true).expect("nonblocking");
+        let stream = tokio::net::UnixStream::from_std(b).expect("tokio stream");
+        let mut connection =
+            AsyncConnection::authenticate(stream, Role::Client, KEY, &options(Sealing::Require))
+                .await
+                .expect("authenticate");
+        assert!(connection.is_sealed());
+        let payload = vec![9u8; 200_000];
+        connection.send_bytes(&payload).await.expect("send");
+        assert_eq!(connection.recv_bytes().await.expect("echo"), payload);
+    });
+    assert_eq!(
+        blocking.join().expect("thread").expect("listener").len(),
+        200_000
+    );
+}
