@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use iris_e2e::{
 };
 use iris_model::{Iris, Species};
 use iris_protocol::{Message, Reply};
-use iris_wire::{AuthError, Client, Connection, Error, Options, Sealing, Stream};
+use iris_wire::handshake::Role;
+use iris_wire::{AuthError, Client, Connection, Error, Options, Sealing, Stream, Transport};
 
 use crate::FLOWERS;
 
@@ -198,6 +200,131 @@ fn clients_holding_maximal_frames_stay_within_the_memory_bound() {
         "{}",
         summary.line
     );
+    assert_eq!(summary.get("flowers"), 1, "{}", summary.line);
+}
+
+/// A sealed client's TCP stream whose writes, once `left` is set, go out
+/// 4 KiB at a time, 20 ms apart, and stop at that budget: the writer then
+/// waits for `release` and fails, as a client whose link stalled.
+struct Trickle {
+    stream: std::net::TcpStream,
+    left: Arc<AtomicUsize>,
+    release: Arc<Gate>,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left.load(Ordering::SeqCst);
+        if left == usize::MAX {
+            return self.stream.write(buf);
+        }
+        if left == 0 {
+            self.release.wait();
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = self
+            .stream
+            .write(&buf[..buf.len().min(4 << 10).min(left)])?;
+        self.left.fetch_sub(n, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(20));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Trickle {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_write_timeout(timeout)
+    }
+}
+
+/// The same with sealed sessions (iris peers seal by default): 64 clients
+/// each send 60 KiB of a maximal frame's first record slowly and hold it,
+/// so the listener holds 64 partial records in the openers' buffers. Peak
+/// RSS stays within the same bound.
+#[test]
+fn sealed_clients_holding_partial_records_stay_within_the_memory_bound() {
+    const CLIENTS: usize = 64;
+    const BASELINE_KIB: u64 = 10 << 10;
+    const PER_CONNECTION_KIB: u64 = 640;
+    const HELD: usize = 60 << 10;
+    let listener = ListenerProcess::start(&[], &[KEY_ENV]);
+    let address = listener.address().to_owned();
+    let pid = listener.process().pid();
+    let at_start = peak_rss_kib(pid);
+    let release = Arc::new(Gate::default());
+    let budgets: Vec<Arc<AtomicUsize>> = (0..CLIENTS)
+        .map(|_| Arc::new(AtomicUsize::new(usize::MAX)))
+        .collect();
+    let holders: Vec<_> = budgets
+        .iter()
+        .map(|left| {
+            let (address, left, release) =
+                (address.clone(), Arc::clone(left), Arc::clone(&release));
+            thread::spawn(move || {
+                let stream = std::net::TcpStream::connect(&address).expect("connect");
+                let trickle = Trickle {
+                    stream,
+                    left: Arc::clone(&left),
+                    release,
+                };
+                let mut connection = Connection::authenticate(
+                    trickle,
+                    Role::Client,
+                    TEST_KEY.as_bytes(),
+                    &Options::new(),
+                )
+                .expect("authenticate");
+                assert!(connection.is_sealed(), "an iris listener seals");
+                left.store(HELD, Ordering::SeqCst);
+                // Blocks at the budget until released, then fails.
+                let sent = connection.send_bytes(&vec![b'x'; DEFAULT_MAX_FRAME]);
+                assert!(sent.is_err(), "the whole frame went out");
+            })
+        })
+        .collect();
+    listener.wait_for_log("authenticated", CLIENTS);
+    let deadline = Instant::now() + iris_e2e::timeout();
+    while budgets.iter().any(|left| left.load(Ordering::SeqCst) != 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the clients did not send their bytes"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    wait_until_all_read(port_of(&address));
+    let peak = peak_rss_kib(pid);
+    let bound = BASELINE_KIB + CLIENTS as u64 * PER_CONNECTION_KIB;
+    eprintln!(
+        "{CLIENTS} sealed clients each holding {HELD} bytes of a maximal frame's first record: listener peak RSS {peak} KiB ({at_start} KiB at start; bound {bound} KiB)"
+    );
+    assert!(
+        peak < bound,
+        "peak RSS {peak} KiB, over the bound of {bound} KiB"
+    );
+
+    send(&address, &["--flower", &FLOWERS[1].arg()]).assert_all_acknowledged(1);
+    release.open();
+    for holder in holders {
+        holder.join().expect("a client holding a record");
+    }
+    listener.wait_for_log("dropped after 0 flowers", CLIENTS);
+    let finished = listener.stop();
+    finished.assert_code(0);
+    let summary = finished.summary();
     assert_eq!(summary.get("flowers"), 1, "{}", summary.line);
 }
 
