@@ -416,6 +416,38 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc status")
 }
 
+/// CPU time (user plus system) a process has used, from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    /// `/proc` counts in USER_HZ, 100 a second on every Linux ABI.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .expect("a command name in /proc stat");
+    // utime and stime are fields 14 and 15; the state (field 3) comes first.
+    let ticks: u64 = fields[11..13]
+        .iter()
+        .map(|field| field.parse::<u64>().expect("utime and stime"))
+        .sum();
+    std::time::Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+}
+
+/// How many file descriptors a process has open (`/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc fd")
+        .count()
+}
+
+/// How many threads a process has (`/proc/PID/task`).
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc task")
+        .count()
+}
+
 /// Writes `contents` to `dir/name` and returns the path.
 pub fn write_file(dir: &Path, name: impl AsRef<OsStr>, contents: &str) -> PathBuf {
     let path = dir.join(name.as_ref());
@@ -458,12 +490,44 @@ pub fn seed_port() -> SeedPort {
     SeedPort { _guard: guard }
 }
 
-/// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its id
-/// and command line. `None` if it cannot be told (another user's process).
-pub fn listening_process(port: u16) -> Option<(u32, String)> {
-    const LISTEN: &str = "0A";
-    let wanted = format!(":{port:04X}");
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+/// A TCP socket of this network namespace, as `/proc/net/tcp{,6}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// The local port.
+    pub local_port: u16,
+    /// The remote port (0 for a listening socket).
+    pub remote_port: u16,
+    /// The state, in the kernel's numbering: 1 established, 10 listening.
+    pub state: u8,
+    /// Bytes sent and not yet acknowledged by the peer.
+    pub send_queue: u64,
+    /// Bytes received and not yet read by the program.
+    pub receive_queue: u64,
+    /// The socket's inode, as `/proc/PID/fd` links name it (`socket:[N]`).
+    pub inode: String,
+}
+
+impl TcpSocket {
+    /// Established.
+    pub const ESTABLISHED: u8 = 0x01;
+    /// Listening.
+    pub const LISTEN: u8 = 0x0A;
+}
+
+/// The TCP sockets (IPv4 and IPv6) of this network namespace, from /proc.
+pub fn tcp_sockets() -> Vec<TcpSocket> {
+    let port = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+    };
+    let queue = |queues: &str, which: usize| {
+        queues
+            .split(':')
+            .nth(which)
+            .and_then(|count| u64::from_str_radix(count, 16).ok())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
         .flat_map(|text| {
@@ -471,13 +535,27 @@ pub fn listening_process(port: u16) -> Option<(u32, String)> {
                 .skip(1)
                 .filter_map(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();
-                    let local = fields.get(1)?;
-                    (local.ends_with(&wanted) && fields.get(3) == Some(&LISTEN))
-                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))
-                        .flatten()
+                    Some(TcpSocket {
+                        local_port: port(fields.get(1)?)?,
+                        remote_port: port(fields.get(2)?)?,
+                        state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                        send_queue: queue(fields.get(4)?, 0)?,
+                        receive_queue: queue(fields.get(4)?, 1)?,
+                        inode: (*fields.get(9)?).to_owned(),
+                    })
                 })
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The process listening on TCP `port` (IPv4 or IPv6), from /proc: its id
+/// and command line. `None` if it cannot be told (another user's process).
+pub fn listening_process(port: u16) -> Option<(u32, String)> {
+    let inodes: Vec<String> = tcp_sockets()
+        .into_iter()
+        .filter(|socket| socket.local_port == port && socket.state == TcpSocket::LISTEN)
+        .map(|socket| socket.inode)
         .collect();
     let sockets: Vec<String> = inodes
         .iter()
@@ -523,6 +601,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write_file(dir.path(), "all.csv", "h\n1\n2\n3\n\n");
         assert_eq!(split_csv(&path, 2), ["h\n1\n2\n", "h\n3\n"]);
+    }
+
+    #[test]
+    fn reads_this_process_from_proc() {
+        let pid = std::process::id();
+        // Spin until the count moves: at least two ticks of CPU time. The
+        // thread may wait for the CPU on a busy machine, hence a wall bound.
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while cpu_time(pid) < std::time::Duration::from_millis(20) {
+            for _ in 0..100_000 {
+                spin = std::hint::black_box(spin + 1);
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no CPU time counted after a minute of spinning"
+            );
+        }
+        assert!(open_fds(pid) >= 3, "stdin, stdout and stderr at least");
+        assert!(threads(pid) >= 1);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -35,6 +35,10 @@ use crate::connect::{Target, print_line};
 use crate::exit::{self, Failure};
 use crate::feed::{Opened, Stop, catch_signals};
 use crate::input::{Format, Input, RowError, Rows};
+
+/// How long a send whose connection failed waits for the count a stopping
+/// listener sends before closing; it is already there when there is one.
+const LAST_COUNT_WAIT: Duration = Duration::from_secs(1);
 
 /// Below this many flowers in total a progress bar would only flicker.
 const PROGRESS_MIN_FLOWERS: u64 = 10_000;
@@ -196,6 +200,23 @@ impl Sink {
         })
     }
 
+    /// After the connection failed: the count a stopping iris listener
+    /// sends before it closes (`Reply::Closed` ahead of our `Close`, when its
+    /// shutdown bound runs out), if it is there to be read. The kernel keeps
+    /// it readable after the reset that failed our write.
+    fn count_after_failure(&mut self) -> Option<u64> {
+        if self.encoding != Encoding::Native {
+            return None;
+        }
+        self.connection
+            .set_read_timeout(Some(LAST_COUNT_WAIT))
+            .ok()?;
+        match self.connection.recv::<Reply>() {
+            Ok(Reply::Closed { flowers }) => Some(flowers),
+            _ => None,
+        }
+    }
+
     /// Ends the session: native `Close` and the acknowledged count, or the
     /// pickle `'close'` (`None`: Python listeners answer nothing).
     fn close(mut self) -> Result<Option<u64>, Broken> {
@@ -203,14 +224,18 @@ impl Sink {
         let broken = |error| Broken { handed, error };
         match self.encoding {
             Encoding::Native => {
-                self.connection
-                    .send(&Message::Close)
-                    .map_err(|error| broken(BrokenBy::Wire(error)))?;
                 // recv flushes whatever is still buffered, then waits.
-                let flowers = match self.connection.recv::<Reply>() {
+                let reply = self
+                    .connection
+                    .send(&Message::Close)
+                    .and_then(|()| self.connection.recv::<Reply>());
+                let flowers = match reply {
                     Ok(Reply::Closed { flowers }) => flowers,
                     Ok(other) => return Err(broken(BrokenBy::UnexpectedReply(other))),
-                    Err(error) => return Err(broken(BrokenBy::Wire(error))),
+                    Err(error) => match self.count_after_failure() {
+                        Some(flowers) => flowers,
+                        None => return Err(broken(BrokenBy::Wire(error))),
+                    },
                 };
                 // The count is in; a failing shutdown changes nothing.
                 if let Err(error) = self.connection.close() {
@@ -471,10 +496,24 @@ fn log_rate(flowers: u64, started: Instant) {
 
 /// Closes the session and reports: what was sent and acknowledged on
 /// stdout, and why it stopped early, if it did, as the error.
-fn finish(sink: Sink, ended: Ended, address: &str, input: &str) -> Result<(), Failure> {
+fn finish(mut sink: Sink, ended: Ended, address: &str, input: &str) -> Result<(), Failure> {
     let handed = sink.handed;
     let encoding = sink.encoding.clone();
     if let Ended::Broken(error) = ended {
+        if let Some(acknowledged) = sink.count_after_failure() {
+            print_line(format_args!(
+                "sent {} to {address}; {acknowledged} acknowledged",
+                flower_count(handed)
+            ))?;
+            return Err(Failure::new(
+                exit::NOT_ACKNOWLEDGED,
+                anyhow!(
+                    "the listener at {address} stopped taking flowers before the input ended (it is shutting down): it acknowledged {acknowledged} of the {} sent; {} not acknowledged; the rest of the input was not sent ({error})",
+                    flower_count(handed),
+                    handed.saturating_sub(acknowledged)
+                ),
+            ));
+        }
         return Err(Broken {
             handed,
             error: BrokenBy::Wire(error),

@@ -73,8 +73,9 @@ struct Cli {
     /// TCP keepalive: after SECONDS without a byte from a client, probe it
     /// every SECONDS/6 (at least 1 s); after 3 unanswered probes, or data
     /// unacknowledged as long (TCP_USER_TIMEOUT), its connection fails and
-    /// its slot is freed: a dead client is noticed 1.5 × SECONDS after it
-    /// last sent (90 s by default). 0 turns keepalive off.
+    /// its slot is freed: a dead client is noticed SECONDS + 3 probe
+    /// intervals after it last sent (90 s by default). 0 turns keepalive
+    /// off.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     keepalive: u32,
 
@@ -143,6 +144,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .with_write_timeout(Some(Duration::from_secs_f64(cli.write_timeout)))
         .with_read_timeout(idle_timeout)
         .with_keepalive(Some(Duration::from_secs(cli.keepalive.into())));
+    raise_descriptor_limit(
+        u64::from(cli.max_connections) + u64::from(cli.max_handshakes) + SPARE_DESCRIPTORS,
+    );
     let listener = Listener::bind_with(&cli.connection.address, &authkey, options)
         .map_err(|e| anyhow::anyhow!(iris_app::with_hint(&e)))?;
     let address = listener.local_addr().to_string();
@@ -219,6 +223,37 @@ fn stop_on_signals(mut signals: Signals, stopper: Stopper) -> anyhow::Result<()>
         })
         .context("cannot start the signal thread")?;
     Ok(())
+}
+
+/// Descriptors beyond the connections': stdio, the listening socket, the
+/// signal pipe, the wake-up connection, with room to spare.
+const SPARE_DESCRIPTORS: u64 = 32;
+
+/// Raises the soft limit on open descriptors to `wanted` if it is lower
+/// (commonly 1,024, under the default --max-connections alone), within the
+/// hard limit; warns if the hard limit is lower. Past the limit, new
+/// connections wait in the backlog (see `server.rs`).
+fn raise_descriptor_limit(wanted: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= wanted {
+        return;
+    }
+    let raised = wanted.min(hard);
+    if raised > soft {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            tracing::warn!("cannot raise the limit on open files from {soft} to {raised}: {e}");
+            return;
+        }
+        tracing::debug!("raised the limit on open files from {soft} to {raised}");
+    }
+    if raised < wanted {
+        tracing::warn!(
+            "the limit on open files is {raised} (ulimit -n, hard limit {hard}), fewer than the {wanted} that --max-connections and --max-handshakes need: past it, new connections wait in the backlog; raise the hard limit or lower --max-connections"
+        );
+    }
 }
 
 /// Parses a number of seconds where 0 means "no limit".

@@ -9,8 +9,10 @@
 //! acknowledges `Close` (so an acknowledged flower has always been written).
 
 use std::io::{self, Write};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
 
 use iris_model::{Iris, PyArea, PyFloatBuffer, PyIris, PyNumber, Species};
 use serde::Serialize;
@@ -100,6 +102,28 @@ impl Output {
     /// How many flowers have been written to stdout.
     pub(crate) fn printed(&self) -> Counts {
         *self.printed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops all output for good and returns exactly what was written:
+    /// for the summary of a listener that exits with sessions still open.
+    /// A thread takes stdout's lock (waiting for a session that is writing
+    /// to finish its lines), reads the counts and keeps the lock until the
+    /// process exits, so no line is written after the count. `None` if the
+    /// lock does not come `within` (stdout blocked by its reader).
+    pub(crate) fn freeze(self: &Arc<Self>, within: Duration) -> Option<Counts> {
+        let (sender, counts) = mpsc::channel();
+        let output = Arc::clone(self);
+        thread::Builder::new()
+            .name("freeze".into())
+            .spawn(move || {
+                let _stdout = io::stdout().lock();
+                let _ = sender.send(output.printed());
+                loop {
+                    thread::park();
+                }
+            })
+            .ok()?;
+        counts.recv_timeout(within).ok()
     }
 
     /// Whether stdout's reader went away.

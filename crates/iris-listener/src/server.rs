@@ -25,6 +25,18 @@ use crate::workers::Workers;
 /// connections cheap.
 const SESSION_STACK: usize = 256 << 10;
 
+/// How long the accept loop waits before trying again when the system is
+/// out of descriptors or memory for a new connection.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long sessions get to end once cut at the shutdown bound: a
+/// streaming one ends at its next read, within milliseconds.
+const CUT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long the summary waits for a session that is writing its lines
+/// when the shutdown bound runs out (see `Output::freeze`).
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How often failed handshakes and refused connections are summarised
 /// instead of logged one by one.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
@@ -87,6 +99,9 @@ struct Shared {
     slots: Mutex<Slots>,
     changed: Condvar,
     stopping: AtomicBool,
+    /// Raised when the shutdown bound runs out: sessions end at their next
+    /// wait for the network (see `session::Ending::Cut`).
+    cutting: AtomicBool,
     wake_address: Address,
     next_id: AtomicU64,
     connections: AtomicU64,
@@ -196,6 +211,7 @@ impl Server {
             slots: Mutex::new(Slots::default()),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            cutting: AtomicBool::new(false),
             wake_address: listener.local_addr().clone(),
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
@@ -281,17 +297,26 @@ impl Server {
     }
 
     fn accept_failed(&self, e: &Error) {
+        let code = match e {
+            Error::Io(io) => io.raw_os_error(),
+            _ => None,
+        };
         // Within the refusals' budget: out of descriptors, this repeats
         // for as long as the shortage lasts.
-        self.shared.log_refusal(format!("accept failed: {e}"));
-        if let Error::Io(io) = e {
-            // Out of file descriptors: back off instead of spinning.
-            if io
-                .raw_os_error()
-                .is_some_and(|code| code == libc::EMFILE || code == libc::ENFILE)
-            {
-                thread::sleep(Duration::from_millis(50));
-            }
+        match code {
+            Some(libc::EMFILE | libc::ENFILE) => self.shared.log_refusal(format!(
+                "accept failed: {e}: out of file descriptors; new connections wait in the backlog until open ones close (retrying every {} ms): raise the limit (`ulimit -n`) or lower --max-connections",
+                ACCEPT_BACKOFF.as_millis()
+            )),
+            _ => self.shared.log_refusal(format!("accept failed: {e}")),
+        }
+        // Out of descriptors or kernel memory, accept fails at once for as
+        // long as the shortage lasts: back off instead of spinning.
+        if matches!(
+            code,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        ) {
+            thread::sleep(ACCEPT_BACKOFF);
         }
     }
 
@@ -359,13 +384,25 @@ impl Server {
                         .unwrap_or_else(|e| e.into_inner())
                 }
                 Some(at) => {
-                    let deadline = at + self.config.shutdown_timeout;
+                    let cutting = self.shared.cutting.load(Ordering::SeqCst);
+                    let deadline = at
+                        + self.config.shutdown_timeout
+                        + if cutting { CUT_TIMEOUT } else { Duration::ZERO };
                     let now = Instant::now();
-                    if now >= deadline {
+                    if now >= deadline && !cutting {
                         tracing::warn!(
-                            "{} connection(s) still open after {:?}; leaving them",
+                            "{} connection(s) still open after {:?}: cutting them; their clients are told how many of their flowers were printed",
                             slots.running,
                             self.config.shutdown_timeout
+                        );
+                        self.shared.cutting.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    if now >= deadline {
+                        tracing::warn!(
+                            "{} connection(s) still open {:?} after they were cut (waiting for a client that sends nothing, or for stdout); leaving them",
+                            slots.running,
+                            CUT_TIMEOUT
                         );
                         break;
                     }
@@ -385,7 +422,17 @@ impl Server {
             connections: self.shared.connections.load(Ordering::Relaxed),
             sealed: self.shared.sealed.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
-            flowers: self.output.printed(),
+            flowers: if abandoned == 0 {
+                self.output.printed()
+            } else {
+                // Abandoned sessions may still be publishing: stop them.
+                self.output.freeze(FREEZE_TIMEOUT).unwrap_or_else(|| {
+                    tracing::warn!(
+                        "stdout is blocked: lines being written now may be missing from the summary's count"
+                    );
+                    self.output.printed()
+                })
+            },
             abandoned,
             failed_sessions: self.shared.failed.load(Ordering::Relaxed),
         }
@@ -409,7 +456,7 @@ impl SessionContext {
     fn run(&self, incoming: Incoming, id: u64) {
         let mut served = false;
         if let Some(mut connection) = self.authenticate(incoming, id) {
-            let outcome = session::serve(&mut connection, id, &self.output);
+            let outcome = session::serve(&mut connection, id, &self.output, &self.shared.cutting);
             drop(connection);
             let failed = self.record(&outcome);
             self.shared.update(|slots| slots.sessions -= 1);
@@ -501,6 +548,9 @@ impl SessionContext {
             Ok(Ending::Closed) => tracing::info!("connection {id} closed: {flowers} flowers"),
             Ok(Ending::Disconnected) => tracing::info!(
                 "connection {id} closed by the client without Close: {flowers} flowers"
+            ),
+            Ok(Ending::Cut) => tracing::warn!(
+                "connection {id} cut at the end of --shutdown-timeout after {flowers} flowers, all printed; an iris client was told so"
             ),
             Err(SessionError::StdoutClosed) => {
                 Stopper(Arc::clone(&self.shared)).stop();

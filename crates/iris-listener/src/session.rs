@@ -1,5 +1,7 @@
 //! One client connection, from authentication to close.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use iris_protocol::{Reply, Request, decode};
 use iris_wire::{Connection, Error};
 
@@ -12,6 +14,10 @@ pub(crate) enum Ending {
     Closed,
     /// The client disconnected between messages without `Close`.
     Disconnected,
+    /// The listener is stopping and the grace period ran out: the session
+    /// was ended between two reads, and a native client was told how many
+    /// of its flowers were printed (`Reply::Closed` before its `Close`).
+    Cut,
 }
 
 /// Why a session ended early.
@@ -58,10 +64,16 @@ pub(crate) struct Outcome {
     pub(crate) flowers: Counts,
 }
 
-/// Serves one authenticated connection until it closes.
-pub(crate) fn serve(connection: &mut Connection, id: u64, output: &Output) -> Outcome {
+/// Serves one authenticated connection until it closes, or until `cut` is
+/// raised (see [`Ending::Cut`]).
+pub(crate) fn serve(
+    connection: &mut Connection,
+    id: u64,
+    output: &Output,
+    cut: &AtomicBool,
+) -> Outcome {
     let mut lines = ConnectionOutput::new(output, id);
-    let mut result = serve_requests(connection, &mut lines);
+    let mut result = serve_requests(connection, &mut lines, cut);
     // Whatever happened, what was received is printed before we let go.
     if let Err(StdoutClosed) = lines.publish() {
         result = Err(SessionError::StdoutClosed);
@@ -75,7 +87,11 @@ pub(crate) fn serve(connection: &mut Connection, id: u64, output: &Output) -> Ou
 fn serve_requests(
     connection: &mut Connection,
     lines: &mut ConnectionOutput<'_>,
+    cut: &AtomicBool,
 ) -> Result<Ending, SessionError> {
+    // Whether the client speaks the native protocol, and so understands
+    // a `Reply` (a Python client expects none).
+    let mut native = false;
     loop {
         if !connection.has_buffered_frame() {
             // About to wait for the network: show what we have so far,
@@ -83,6 +99,14 @@ fn serve_requests(
             // not read them is told apart from an idle one).
             lines.publish()?;
             connection.flush().map_err(SessionError::Wire)?;
+            if cut.load(Ordering::Relaxed) {
+                if native {
+                    // The client reads the count when its next write
+                    // fails, or as the answer to its `Close`.
+                    acknowledge(connection, lines)?;
+                }
+                return Ok(Ending::Cut);
+            }
         }
         let frame = match connection.recv_frame() {
             Ok(frame) => frame,
@@ -92,21 +116,39 @@ fn serve_requests(
             Err(e) => return Err(SessionError::Wire(e)),
         };
         match decode(frame).map_err(SessionError::Decode)? {
-            Request::Flower(iris) => lines.flower(&iris)?,
+            Request::Flower(iris) => {
+                native = true;
+                lines.flower(&iris)?;
+            }
             Request::PythonFlower(iris) => lines.python_flower(&iris)?,
-            Request::Ping => connection.send(&Reply::Pong).map_err(SessionError::Wire)?,
-            Request::Close { acknowledge } => {
-                // The acknowledgement promises every flower was printed.
-                lines.publish()?;
-                if acknowledge {
-                    let flowers = lines.received().total();
-                    connection
-                        .send(&Reply::Closed { flowers })
-                        .and_then(|()| connection.flush())
-                        .map_err(SessionError::Wire)?;
+            Request::Ping => {
+                native = true;
+                connection.send(&Reply::Pong).map_err(SessionError::Wire)?;
+            }
+            Request::Close {
+                acknowledge: wanted,
+            } => {
+                if wanted {
+                    acknowledge(connection, lines)?;
+                } else {
+                    lines.publish()?;
                 }
                 return Ok(Ending::Closed);
             }
         }
     }
+}
+
+/// Publishes what was received, then sends its count: the acknowledgement
+/// promises that every flower it counts was printed.
+fn acknowledge(
+    connection: &mut Connection,
+    lines: &mut ConnectionOutput<'_>,
+) -> Result<(), SessionError> {
+    lines.publish()?;
+    let flowers = lines.received().total();
+    connection
+        .send(&Reply::Closed { flowers })
+        .and_then(|()| connection.flush())
+        .map_err(SessionError::Wire)
 }

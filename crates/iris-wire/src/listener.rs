@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(unix)]
@@ -163,7 +163,7 @@ impl Listener {
                 // Our writes are batched already; Nagle would only add delay.
                 stream.set_nodelay(true).map_err(Error::Io)?;
                 if let Some(idle) = self.options.keepalive() {
-                    set_keepalive(&stream, idle).map_err(Error::Io)?;
+                    set_keepalive(socket2::SockRef::from(&stream), idle).map_err(Error::Io)?;
                 }
                 (Stream::Tcp(stream), Address::from(peer))
             }
@@ -247,11 +247,11 @@ impl Incoming {
     }
 }
 
-/// Turns on TCP keepalive as [`Options::with_keepalive`] describes.
-fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+/// Turns on TCP keepalive as [`Options::with_keepalive`] describes, on an
+/// accepted socket (of either adapter).
+pub(crate) fn set_keepalive(socket: socket2::SockRef<'_>, idle: Duration) -> io::Result<()> {
     // The kernel counts keepalive times in whole seconds, at least one.
     let idle = idle.max(Duration::from_secs(1));
-    let socket = socket2::SockRef::from(stream);
     let keepalive = socket2::TcpKeepalive::new().with_time(idle);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let keepalive = keepalive

@@ -33,8 +33,8 @@ pub struct Options {
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     max_frame: u64,
-    sealing: Sealing,
     keepalive: Option<Duration>,
+    sealing: Sealing,
 }
 
 impl Default for Options {
@@ -45,8 +45,8 @@ impl Default for Options {
             read_timeout: None,
             write_timeout: None,
             max_frame: DEFAULT_MAX_FRAME,
-            sealing: Sealing::Prefer,
             keepalive: None,
+            sealing: Sealing::Prefer,
         }
     }
 }
@@ -95,17 +95,9 @@ impl Options {
         self
     }
 
-    /// Whether sessions with iris peers are sealed: [`Sealing::Prefer`] by
-    /// default (sealed with iris peers, unsealed with CPython's);
-    /// [`Sealing::Require`] refuses peers that cannot seal, and makes a
-    /// client send its challenge at once (fast open).
-    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
-        self.sealing = sealing;
-        self
-    }
-
     /// Turns TCP keepalive on for the connections a
-    /// [`Listener`](crate::Listener) accepts, so that a peer whose host or
+    /// [`Listener`](crate::Listener) (or, with the `tokio` feature, an
+    /// `AsyncListener`) accepts, so that a peer whose host or
     /// link died (no FIN, no RST: the half-open case) is noticed even while
     /// nothing is sent; `None` (the default) leaves the system's setting
     /// (off). Unix-socket connections are not affected.
@@ -119,6 +111,15 @@ impl Options {
     /// retransmitted for a quarter of an hour.
     pub fn with_keepalive(mut self, idle: Option<Duration>) -> Self {
         self.keepalive = idle.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Whether sessions with iris peers are sealed: [`Sealing::Prefer`] by
+    /// default (sealed with iris peers, unsealed with CPython's);
+    /// [`Sealing::Require`] refuses peers that cannot seal, and makes a
+    /// client send its challenge at once (fast open).
+    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = sealing;
         self
     }
 
@@ -147,11 +148,6 @@ impl Options {
         self.max_frame
     }
 
-    /// The sealing policy.
-    pub fn sealing(&self) -> Sealing {
-        self.sealing
-    }
-
     /// The keepalive idle time of accepted TCP connections (`None`: off).
     pub fn keepalive(&self) -> Option<Duration> {
         self.keepalive
@@ -164,6 +160,11 @@ impl Options {
     /// the system's probe interval and count apply).
     pub fn keepalive_limit(&self) -> Option<Duration> {
         self.keepalive.map(keepalive_limit)
+    }
+
+    /// The sealing policy.
+    pub fn sealing(&self) -> Sealing {
+        self.sealing
     }
 }
 

@@ -210,6 +210,35 @@ fn async_wrong_keys_fail_on_both_sides() {
     });
 }
 
+/// Accepted TCP connections carry the keepalive asked for, as with the
+/// blocking listener.
+#[cfg(target_os = "linux")]
+#[test]
+fn async_accepted_connections_get_the_keepalive_asked_for() {
+    runtime().block_on(async {
+        let options = Options::new().with_keepalive(Some(Duration::from_secs(12)));
+        let listener = AsyncListener::bind_with("127.0.0.1:0", KEY, options).expect("bind");
+        let address = listener.local_addr().to_string();
+        let _client = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (stream, _) = listener.accept_stream().await.expect("accept");
+        let iris_wire::AsyncStream::Tcp(tcp) = &stream else {
+            panic!("a TCP stream")
+        };
+        let socket = socket2::SockRef::from(tcp);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            socket.tcp_user_timeout().expect("TCP_USER_TIMEOUT"),
+            Some(Duration::from_secs(18))
+        );
+    });
+}
+
 /// The Rust half of `wire_peer.py`'s conversation, async.
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     connection: &mut AsyncConnection<S>,

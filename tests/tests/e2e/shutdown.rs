@@ -1,8 +1,23 @@
 //! Stopping the listener while clients send: SIGTERM drains, SIGKILL cuts.
 
-use iris_e2e::{KEY_ENV, ListenerProcess, client_args, send, spawn_client};
+use iris_e2e::{Finished, KEY_ENV, ListenerProcess, client_args, send, spawn_client};
 
 use crate::{FLOWERS, spawn_senders};
+
+/// Waits for a stopped listener to exit 0; returns it and how many `Area:`
+/// lines it printed (all of its lines).
+fn finish_counting_areas(listener: ListenerProcess) -> (Finished, u64) {
+    let finished = listener.finish();
+    finished.assert_code(0);
+    let printed = finished.area_lines().len() as u64;
+    assert_eq!(
+        printed,
+        finished.stdout.len() as u64,
+        "{}",
+        finished.describe()
+    );
+    (finished, printed)
+}
 
 #[test]
 fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
@@ -40,15 +55,7 @@ fn sigterm_while_clients_send_prints_every_acknowledged_flower() {
         acknowledged += finished.acknowledged();
     }
 
-    let finished = listener.finish();
-    finished.assert_code(0);
-    let printed = finished.area_lines().len() as u64;
-    assert_eq!(
-        printed,
-        finished.stdout.len() as u64,
-        "{}",
-        finished.describe()
-    );
+    let (finished, printed) = finish_counting_areas(listener);
     assert!(
         printed >= acknowledged,
         "{acknowledged} flowers acknowledged but only {printed} printed"
@@ -113,9 +120,14 @@ fn after_sigterm_the_listener_is_gone_and_clients_cannot_connect() {
     client.assert_code(3);
 }
 
+/// Past the grace period, streaming sessions are cut between two reads,
+/// and each client is told how many of its flowers were printed: it exits
+/// 5 reporting that count as acknowledged and the rest as not, and the
+/// counts add up exactly to the lines printed and the summary.
 #[test]
 fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
     const CLIENTS: usize = 3;
+    const REPEAT: u64 = 1_000_000;
     let listener = ListenerProcess::start(&["--shutdown-timeout", "0.2"], &[KEY_ENV]);
     // Far more than can be sent in the grace period.
     let clients: Vec<_> = (0..CLIENTS)
@@ -125,7 +137,7 @@ fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
                 &client_args(
                     "send",
                     listener.address(),
-                    &["--flower", &flower, "--repeat", "1000000"],
+                    &["--flower", &flower, "--repeat", &REPEAT.to_string()],
                 ),
                 &[KEY_ENV],
             )
@@ -135,29 +147,45 @@ fn sigterm_past_the_grace_period_cuts_senders_off_with_exit_5() {
     listener.wait_for_stdout_lines(1);
     listener.terminate();
 
-    let finished = listener.finish();
-    finished.assert_code(0);
-    let summary = finished.summary();
-    let printed = finished.area_lines().len() as u64;
-    // Lines are published whole: whatever was counted was printed.
-    assert!(
-        summary.get("flowers") <= printed,
-        "{printed} printed; {}",
-        summary.line
-    );
     let mut acknowledged = 0;
+    let mut sent = 0;
     for client in clients {
         let client = client.finish();
         client.assert_code(5);
+        let (handed, acked) = client
+            .acknowledgement()
+            .unwrap_or_else(|| panic!("no count\n{}", client.describe()));
+        assert!(acked <= handed && handed < REPEAT, "{}", client.describe());
+        // It reports the rest as not acknowledged.
         assert!(
-            !client.stderr.is_empty(),
-            "the client should say what went wrong\n{}",
+            client.stderr_text().contains(&format!(
+                "it acknowledged {acked} of the {handed} flowers sent; {} not acknowledged;",
+                handed - acked
+            )),
+            "{}",
             client.describe()
         );
-        acknowledged += client.acknowledged();
+        acknowledged += acked;
+        sent += handed;
     }
-    assert!(
-        printed >= acknowledged,
-        "{acknowledged} flowers acknowledged but only {printed} printed"
+    let (finished, printed) = finish_counting_areas(listener);
+    // Every flower acknowledged was printed, and nothing else was.
+    assert_eq!(printed, acknowledged, "{}", finished.describe());
+    let summary = finished.summary();
+    assert_eq!(summary.get("flowers"), printed, "{}", summary.line);
+    assert!(!summary.line.contains("abandoned"), "{}", summary.line);
+    assert_eq!(
+        finished
+            .stderr
+            .iter()
+            .filter(|line| line.contains("cut at the end of --shutdown-timeout"))
+            .count(),
+        CLIENTS,
+        "{}",
+        finished.describe()
+    );
+    eprintln!(
+        "SIGTERM mid-stream: {sent} flowers sent, {acknowledged} acknowledged = printed; {}",
+        summary.line
     );
 }
