@@ -22,9 +22,7 @@ use tokio::net::UnixStream;
 
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
-use crate::connection::{
-    SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce, record_io_error,
-};
+use crate::connection::{Sealed, end_of_stream_error, fresh_nonce, record_io_error};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
@@ -250,13 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             let write = async {
                 match sealed {
                     None => stream.write_all(payload).await,
-                    Some(sealed) => {
-                        for piece in payload.chunks(SEALED_WRITE_CHUNK) {
-                            let records = sealed.seal(piece).map_err(record_io_error)?;
-                            stream.write_all(records).await?;
-                        }
-                        Ok(())
-                    }
+                    Some(sealed) => write_sealed(stream, sealed, payload).await,
                 }
             };
             return with_timeout(self.write_timeout, "the peer to read what we sent", write).await;
@@ -276,16 +268,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        if self.encoder.is_empty() {
+        let unwritten = self
+            .sealed
+            .as_ref()
+            .is_some_and(|sealed| !sealed.unwritten().is_empty());
+        if self.encoder.is_empty() && !unwritten {
             return Ok(());
         }
         let (stream, encoder) = (&mut self.stream, &mut self.encoder);
         if let Some(sealed) = self.sealed.as_deref_mut() {
-            let records = sealed.seal(encoder.pending()).map_err(Error::from);
-            encoder.consume(usize::MAX);
-            let records = records?;
             let write = async {
-                stream.write_all(records).await?;
+                // Sealed a chunk at a time, each taken from the encoder as
+                // it is sealed: a cancelled flush leaves the rest queued in
+                // one place or the other, and nothing sealed twice.
+                loop {
+                    write_sealed(stream, sealed, &[]).await?;
+                    if encoder.is_empty() {
+                        break;
+                    }
+                    let n = sealed
+                        .seal_some(encoder.pending())
+                        .map_err(record_io_error)?;
+                    encoder.consume(n);
+                }
                 stream.flush().await
             };
             return with_timeout(self.write_timeout, "the peer to read what we sent", write).await;
@@ -337,6 +342,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     /// returns without waiting.
     pub fn has_buffered_frame(&self) -> bool {
         self.decoder.has_frame()
+            || self
+                .sealed
+                .as_ref()
+                .is_some_and(|sealed| sealed.may_hold_a_frame())
     }
 
     /// Flushes and shuts the connection down, reporting any error.
@@ -374,6 +383,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             }
             self.decoder.advance(n);
         }
+    }
+}
+
+/// Writes what `sealed` has queued, then `plaintext` sealed a chunk at a
+/// time. Cancel-safe as to records: a write cut short leaves the rest of
+/// its records queued in `sealed`, written first by the next write.
+async fn write_sealed<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    sealed: &mut Sealed,
+    mut plaintext: &[u8],
+) -> io::Result<()> {
+    loop {
+        while !sealed.unwritten().is_empty() {
+            let n = stream.write(sealed.unwritten()).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            sealed.wrote(n);
+        }
+        if plaintext.is_empty() {
+            return Ok(());
+        }
+        let n = sealed.seal_some(plaintext).map_err(record_io_error)?;
+        plaintext = &plaintext[n..];
     }
 }
 

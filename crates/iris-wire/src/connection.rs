@@ -87,14 +87,18 @@ pub struct Connection<S: Transport = Stream> {
 pub(crate) struct Sealed {
     pub(crate) sealer: RecordSealer,
     pub(crate) opener: RecordOpener,
-    /// Records on their way out.
-    pub(crate) out: Vec<u8>,
+    /// Records on their way out: `out[written..]` is still to be written.
+    /// Sealing happens only once it is all written, so that a write cut
+    /// short (a timeout, a cancelled future) loses no record: the next
+    /// write goes on where it stopped.
+    out: Vec<u8>,
+    written: usize,
     /// Bytes that arrived during the handshake behind its last frame: the
     /// first records, opened before anything more is read.
     pub(crate) carried: Vec<u8>,
 }
 
-/// How much plaintext a large send seals per write.
+/// How much plaintext is sealed per write: what the queue holds at most.
 pub(crate) const SEALED_WRITE_CHUNK: usize = 4 * MAX_RECORD_PLAINTEXT;
 
 impl Sealed {
@@ -103,15 +107,65 @@ impl Sealed {
             sealer: session.sealer,
             opener: session.opener,
             out: Vec::new(),
+            written: 0,
             carried,
         })
     }
 
-    /// Seals `plaintext` into `out`, replacing what it held.
-    pub(crate) fn seal(&mut self, plaintext: &[u8]) -> Result<&[u8], RecordError> {
+    /// The sealed bytes not written yet.
+    pub(crate) fn unwritten(&self) -> &[u8] {
+        &self.out[self.written..]
+    }
+
+    /// Records that `n` of the [`unwritten`](Sealed::unwritten) bytes were
+    /// written.
+    pub(crate) fn wrote(&mut self, n: usize) {
+        self.written = (self.written + n).min(self.out.len());
+    }
+
+    /// Seals the first at most [`SEALED_WRITE_CHUNK`] bytes of `plaintext`
+    /// into the queue, which must be all written; returns how many it
+    /// sealed.
+    pub(crate) fn seal_some(&mut self, plaintext: &[u8]) -> Result<usize, RecordError> {
+        debug_assert!(self.unwritten().is_empty());
+        let piece = &plaintext[..plaintext.len().min(SEALED_WRITE_CHUNK)];
         self.out.clear();
-        self.sealer.seal(plaintext, &mut self.out)?;
-        Ok(&self.out)
+        self.written = 0;
+        self.sealer.seal(piece, &mut self.out)?;
+        Ok(piece.len())
+    }
+
+    /// Writes what is queued, then `plaintext` sealed a chunk at a time, to
+    /// a blocking stream.
+    pub(crate) fn write_all(
+        &mut self,
+        stream: &mut impl io::Write,
+        mut plaintext: &[u8],
+    ) -> io::Result<()> {
+        loop {
+            while !self.unwritten().is_empty() {
+                match stream.write(self.unwritten()) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => self.wrote(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if plaintext.is_empty() {
+                return Ok(());
+            }
+            let n = self.seal_some(plaintext).map_err(record_io_error)?;
+            plaintext = &plaintext[n..];
+        }
+    }
+
+    /// Whether a frame may be waiting in what was read but not yet given to
+    /// the frame decoder: plaintext, a whole record, or bytes carried over
+    /// from the handshake.
+    pub(crate) fn may_hold_a_frame(&self) -> bool {
+        !self.carried.is_empty()
+            || !self.opener.plaintext().is_empty()
+            || self.opener.has_whole_record()
     }
 
     /// Moves opened plaintext into `decoder` while it takes any; true if
@@ -454,10 +508,7 @@ impl<S: Transport> Connection<S> {
             let stream = stream(&mut self.stream);
             let written = match self.sealed.as_deref_mut() {
                 None => stream.write_all(payload),
-                Some(sealed) => payload.chunks(SEALED_WRITE_CHUNK).try_for_each(|piece| {
-                    let records = sealed.seal(piece).map_err(record_io_error)?;
-                    stream.write_all(records)
-                }),
+                Some(sealed) => sealed.write_all(stream, payload),
             };
             return written.map_err(|e| Error::from_io(e, "the peer to read what we sent"));
         }
@@ -476,7 +527,11 @@ impl<S: Transport> Connection<S> {
 
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), Error> {
-        if self.encoder.is_empty() {
+        let unwritten = self
+            .sealed
+            .as_ref()
+            .is_some_and(|sealed| !sealed.unwritten().is_empty());
+        if self.encoder.is_empty() && !unwritten {
             return Ok(());
         }
         self.write_pending()
@@ -490,12 +545,7 @@ impl<S: Transport> Connection<S> {
             let stream = stream(&mut self.stream);
             match self.sealed.as_deref_mut() {
                 None => stream.write_all(self.encoder.pending()),
-                Some(sealed) => {
-                    let records = sealed
-                        .seal(self.encoder.pending())
-                        .map_err(record_io_error)?;
-                    stream.write_all(records)
-                }
+                Some(sealed) => sealed.write_all(stream, self.encoder.pending()),
             }
         });
         self.encoder.consume(usize::MAX);
@@ -537,14 +587,22 @@ impl<S: Transport> Connection<S> {
     /// Whether a whole frame is already buffered, so that the next receive
     /// returns without touching the socket. A server can use this to do its
     /// idle-time work (flushing output, say) only when it is about to wait.
+    /// In a sealed session it is also true while opened or unopened records
+    /// are buffered, which usually hold a frame.
     pub fn has_buffered_frame(&self) -> bool {
         self.decoder.has_frame()
+            || self
+                .sealed
+                .as_ref()
+                .is_some_and(|sealed| sealed.may_hold_a_frame())
     }
 
     /// Whether a frame can be received without waiting longer than
     /// `timeout` (`None` waits forever), like CPython's `poll`. Also true
     /// when the peer closed, so that the next receive reports it. A zero
-    /// timeout needs a transport that can be made non-blocking.
+    /// timeout needs a transport that can be made non-blocking. In a sealed
+    /// session, true once any bytes arrived: a receive may then still wait
+    /// for the rest of a record.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
         if self.decoder.has_buffered_bytes()
             || self.sealed.as_ref().is_some_and(|sealed| {
@@ -559,7 +617,7 @@ impl<S: Transport> Connection<S> {
                 stream(&mut self.stream)
                     .set_nonblocking(true)
                     .map_err(Error::Io)?;
-                let result = self.read_once();
+                let result = self.read_once(false);
                 stream(&mut self.stream)
                     .set_nonblocking(false)
                     .map_err(Error::Io)?;
@@ -569,7 +627,7 @@ impl<S: Transport> Connection<S> {
                 stream(&mut self.stream)
                     .set_read_timeout(timeout)
                     .map_err(Error::Io)?;
-                let result = self.read_once();
+                let result = self.read_once(false);
                 let read_timeout = self.read_timeout;
                 stream(&mut self.stream)
                     .set_read_timeout(read_timeout)
@@ -587,7 +645,7 @@ impl<S: Transport> Connection<S> {
             {
                 Ok(false)
             }
-            Err(e) => Err(Error::Io(e)),
+            Err(e) => Err(Error::from_io(e, "a message")),
         }
     }
 
@@ -606,7 +664,7 @@ impl<S: Transport> Connection<S> {
             if let Some(frame) = self.decoder.decode()? {
                 return Ok(frame);
             }
-            match self.read_once() {
+            match self.read_once(true) {
                 Ok(0) => {
                     return Err(match &self.sealed {
                         Some(sealed) => sealed.end_of_stream_error(&self.decoder),
@@ -620,13 +678,16 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Reads once into the decoder, flushing first: a peer may be waiting
-    /// for what we queued before it answers. Returns 0 at end of stream.
-    fn read_once(&mut self) -> io::Result<usize> {
+    /// for what we queued before it answers. Returns 0 at end of stream. In
+    /// a sealed session, `until_plaintext` reads on until a record gives
+    /// the decoder plaintext (receives); without it, one read (`poll`,
+    /// whose timeout then bounds the wait).
+    fn read_once(&mut self, until_plaintext: bool) -> io::Result<usize> {
         if !self.encoder.is_empty() {
             self.write_pending()?;
         }
         if self.sealed.is_some() {
-            return self.read_sealed();
+            return self.read_sealed(until_plaintext);
         }
         loop {
             self.arm_deadline(false)?;
@@ -641,9 +702,10 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// `read_once` of a sealed session: reads records until one gives the
-    /// decoder plaintext. Returns 0 at end of stream.
-    fn read_sealed(&mut self) -> io::Result<usize> {
+    /// `read_once` of a sealed session: reads until a record gives the
+    /// decoder plaintext, or, unless `until_plaintext`, once. Returns 0 at
+    /// end of stream.
+    fn read_sealed(&mut self, until_plaintext: bool) -> io::Result<usize> {
         let Some(sealed) = self.sealed.as_deref_mut() else {
             unreachable!("only sealed sessions read records")
         };
@@ -656,6 +718,13 @@ impl<S: Transport> Connection<S> {
             }
             match stream(&mut self.stream).read(sealed.opener.buffer()) {
                 Ok(0) => return Ok(0),
+                Ok(n) if !until_plaintext => {
+                    sealed.opener.advance(n);
+                    sealed
+                        .open_into(&mut self.decoder)
+                        .map_err(record_io_error)?;
+                    return Ok(n);
+                }
                 Ok(n) => sealed.opener.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -198,6 +198,10 @@ struct SealState {
     /// The client sent its challenge first (docs/PROTOCOL.md §4.5).
     fast_open: bool,
     peer_public: Option<[u8; SEAL_KEY_LEN]>,
+    /// Listener, fast open: the client's key, taken as `peer_public` only
+    /// once its answer to our challenge proves it holds the authkey, so
+    /// that no X25519 work is done for a client that has proved nothing.
+    unproven_public: Option<[u8; SEAL_KEY_LEN]>,
     shared: Option<Secret>,
     /// The transcript: `Lm`, `Cr`, `Cm`, `Lr` (empty until known).
     listener_challenge: Vec<u8>,
@@ -354,6 +358,7 @@ impl Handshake {
             require,
             fast_open,
             peer_public: None,
+            unproven_public: None,
             shared: None,
             listener_challenge: Vec::new(),
             client_response: Vec::new(),
@@ -510,6 +515,11 @@ impl Handshake {
 
     /// The peer's answer to our challenge.
     fn receive_response(&mut self, frame: &[u8]) -> Result<(), AuthError> {
+        if frame == FAILURE {
+            // A fast-open client that found our answer to its challenge
+            // wrong says so in place of its own answer.
+            return Err(AuthError::Rejected);
+        }
         if let Err(reason) = verify_response(&self.key, &self.our_challenge, frame, self.legacy_md5)
         {
             self.queue_frame(FAILURE);
@@ -519,6 +529,9 @@ impl Handshake {
             (Role::Listener, Some(seal)) => {
                 seal.listener_challenge.clone_from(&self.our_challenge);
                 seal.client_response = frame.to_vec();
+                if let Some(key) = seal.unproven_public.take() {
+                    seal.peer_public = Some(key);
+                }
                 if seal.fast_open {
                     // The fast-open client does not wait for a verdict.
                     self.state = State::AwaitSealedWelcome;
@@ -583,6 +596,13 @@ impl Handshake {
                 }
             }
             Role::Client => {
+                if let Mark::ClientSeal(_) = challenge.mark {
+                    // Only clients issue these: answering one would hand a
+                    // fake listener the answer it needs for another client.
+                    return Err(AuthError::Protocol(
+                        "the peer sent a client's challenge, which no listener does (a reflection?); not answering it".into(),
+                    ));
+                }
                 self.peer_marked = challenge.pipelining();
                 let listener_key = match challenge.mark {
                     Mark::ListenerSeal(key) => Some(key),
@@ -629,6 +649,7 @@ impl Handshake {
     /// answering ours (docs/PROTOCOL.md §4.5).
     fn receive_fast_open_challenge(&mut self, frame: &[u8]) -> Result<(), AuthError> {
         let Some(seal) = self.seal.as_deref_mut().filter(|seal| !seal.fast_open) else {
+            self.queue_frame(FAILURE);
             return Err(AuthError::Protocol(
                 "expected an answer to our challenge, got a challenge (a client that requires sealing talking to a listener that does not seal?)".into(),
             ));
@@ -640,7 +661,7 @@ impl Handshake {
             ));
         };
         seal.fast_open = true;
-        seal.peer_public = Some(key);
+        seal.unproven_public = Some(key);
         seal.client_challenge = challenge.message.to_vec();
         let response = respond(&self.key, challenge.message, self.legacy_md5)?;
         self.queue_frame(&response);
@@ -1146,6 +1167,58 @@ mod tests {
         client.receive(WELCOME).expect("welcome");
         let flight = frames(&client.take_outgoing());
         assert!(flight[0].starts_with(CHALLENGE_PREFIX));
+    }
+
+    /// A client never answers a challenge with a client's sealing mark:
+    /// only clients issue those, so it can only be another client's,
+    /// relayed by a fake listener that wants it answered.
+    #[test]
+    fn a_client_refuses_a_challenge_marked_by_a_client() {
+        use crate::seal::{KeyShare, Sealing};
+        let share = KeyShare::from_private_bytes([4; 32]);
+        let mut client =
+            Handshake::client(&key(), [3; 40], false).with_sealing(share.clone(), Sealing::Prefer);
+        let relayed = [
+            CHALLENGE_PREFIX,
+            SHA256_PREFIX,
+            &[9u8; 40],
+            CLIENT_SEAL_MARK,
+            share.public(),
+        ]
+        .concat();
+        let refused = client.receive(&relayed).expect_err("not answered");
+        assert!(matches!(refused, AuthError::Protocol(_)), "{refused}");
+        assert!(!client.has_outgoing(), "no answer leaves");
+    }
+
+    /// A fast-open listener does no X25519 work for a client that has not
+    /// answered its challenge yet.
+    #[test]
+    fn a_fast_open_listener_agrees_only_once_the_client_has_answered() {
+        use crate::seal::{KeyShare, Sealing};
+        let mut listener = Handshake::listener(&key(), [1; 40], false)
+            .with_sealing(KeyShare::from_private_bytes([5; 32]), Sealing::Prefer);
+        let _ = listener.take_outgoing();
+        let client_share = KeyShare::from_private_bytes([6; 32]);
+        let challenge = [
+            CHALLENGE_PREFIX,
+            SHA256_PREFIX,
+            &[2u8; 40],
+            CLIENT_SEAL_MARK,
+            client_share.public(),
+        ]
+        .concat();
+        listener
+            .receive(&challenge)
+            .expect("a fast-open challenge is answered");
+        listener.prepare().expect("prepare");
+        assert!(
+            listener
+                .seal
+                .as_ref()
+                .is_some_and(|seal| seal.shared.is_none()),
+            "no agreement before the client's answer"
+        );
     }
 
     #[test]

@@ -243,3 +243,103 @@ fn the_tokio_adapter_seals_with_the_blocking_one() {
         200_000
     );
 }
+
+/// A flush cut short (a timeout around it, a `select!` that drops it) loses
+/// no record: what was sealed and not written goes first on the next
+/// flush, and the peer receives every frame in order.
+#[test]
+fn a_cancelled_async_flush_loses_no_record() {
+    use iris_wire::AsyncConnection;
+    use std::time::Duration;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (a, b) = tokio::io::duplex(1024);
+        let listener = tokio::spawn(async move {
+            let mut connection =
+                AsyncConnection::authenticate(a, Role::Listener, KEY, &Options::new()).await?;
+            // Nothing is read until the client has cut its first flush short.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut frames = Vec::new();
+            for _ in 0..9 {
+                frames.push(connection.recv_bytes().await?);
+            }
+            Ok::<_, Error>(frames)
+        });
+        let mut client = AsyncConnection::authenticate(b, Role::Client, KEY, &Options::new())
+            .await
+            .expect("authenticate");
+        for i in 0..8u8 {
+            client.send_bytes(&[i; 1000]).await.expect("queue");
+        }
+        let cut = tokio::time::timeout(Duration::from_millis(20), client.flush()).await;
+        assert!(
+            cut.is_err(),
+            "the pipe holds 1 KiB: the flush cannot finish before it is read"
+        );
+        client.send_bytes(b"after").await.expect("queue");
+        client.flush().await.expect("the rest goes out");
+        let frames = listener.await.expect("task").expect("listener");
+        for (i, frame) in frames[..8].iter().enumerate() {
+            assert_eq!(frame, &vec![i as u8; 1000]);
+        }
+        assert_eq!(frames[8], b"after");
+    });
+}
+
+/// A stream whose reads wait for the peer to go quiet first, so that what
+/// the peer sends in a burst is read in one go.
+struct SlowReads(std::os::unix::net::UnixStream);
+
+impl Read for SlowReads {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        thread::sleep(std::time::Duration::from_millis(50));
+        self.0.read(buf)
+    }
+}
+
+impl Write for SlowReads {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl iris_wire::Transport for SlowReads {
+    fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+}
+
+/// Frames that arrived with the handshake's last record wait in the record
+/// layer: `has_buffered_frame` says so at once, so that a server polling
+/// the socket does not wait for bytes it already has.
+#[test]
+fn frames_that_came_with_the_handshake_count_as_buffered() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let client = thread::spawn(move || -> Result<(), Error> {
+        let mut connection = Connection::authenticate(b, Role::Client, KEY, &Options::new())?;
+        connection.send_bytes(b"ping")?;
+        connection.flush()?;
+        assert_eq!(connection.recv_bytes()?, b"pong");
+        Ok(())
+    });
+    let mut listener = Connection::authenticate(SlowReads(a), Role::Listener, KEY, &Options::new())
+        .expect("authenticate");
+    assert!(
+        listener.has_buffered_frame(),
+        "the ping came with the client's last handshake record"
+    );
+    assert_eq!(listener.recv_bytes().expect("ping"), b"ping");
+    listener.send_bytes(b"pong").expect("pong");
+    listener.flush().expect("flush");
+    client.join().expect("client").expect("client side");
+}

@@ -11,7 +11,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use super::schedule::Secret;
 use crate::{AuthError, Error};
 
-/// How long the process keeps one X25519 key before making a new one.
+/// How long the process keeps one X25519 key before making a new one (at
+/// the first handshake after that; until then an idle process keeps the
+/// old one).
 ///
 /// Sealed sessions made with a key can be opened by someone who, besides
 /// the authkey, reads that key out of this process's memory while it lives;
@@ -105,7 +107,11 @@ impl KeyShare {
         let secret = shared.to_bytes();
         let mut table = self.0.agreed.lock().unwrap_or_else(PoisonError::into_inner);
         if table.len() >= AGREED_PEERS {
-            table.clear();
+            // Any one goes: a peer that comes back pays one agreement.
+            let evicted = table.keys().next().copied();
+            if let Some(evicted) = evicted {
+                table.remove(&evicted);
+            }
         }
         table.insert(*peer, secret);
         Ok(secret)

@@ -83,7 +83,7 @@ impl fmt::Display for RecordError {
                 "this connection has sealed as many records as its keys allow; open a new connection",
             ),
             RecordError::Rejected => f.write_str(
-                "the listener rejected our answer to its challenge: it uses a different authkey",
+                "the listener rejected our answer to its challenge: it uses a different authkey (or something on the path sent its #FAILURE#)",
             ),
             RecordError::NoPlainStream => f.write_str(
                 "a sealed session cannot be handed back as a plain stream: every further byte on it is sealed with this connection's keys",
@@ -128,7 +128,8 @@ impl Direction {
     /// current one has sealed its share.
     fn next_nonce(&mut self) -> Result<Nonce, RecordError> {
         if self.seq == self.records_per_key {
-            if self.updates + 1 == MAX_KEYS {
+            // Counting the first key as key 1, key `updates + 2` is next.
+            if self.updates + 2 >= MAX_KEYS {
                 return Err(RecordError::Exhausted);
             }
             self.secret = next_secret(&self.secret);
@@ -276,8 +277,9 @@ impl RecordOpener {
             self.start -= kept;
             self.end -= kept;
         }
-        if self.room_short() {
-            // Only a caller that reads on without opening gets here.
+        if self.room_short() && !self.has_whole_record() {
+            // Only a caller that reads on without opening gets here; it
+            // gets no more room than the record being received needs.
             self.buf.resize(self.end + MAX_RECORD_LEN, 0);
         }
         &mut self.buf[self.end..]
@@ -294,6 +296,16 @@ impl RecordOpener {
             None => self.start + RECORD_HEADER_LEN,
         };
         self.buf.len() - self.end < MIN_READ || self.buf.len() < record_end
+    }
+
+    /// Whether a whole record waits to be opened.
+    pub fn has_whole_record(&self) -> bool {
+        self.buf[self.start..self.end]
+            .first_chunk::<RECORD_HEADER_LEN>()
+            .is_some_and(|header| {
+                let len = u32::from_be_bytes(*header) as usize;
+                self.end - self.start >= RECORD_HEADER_LEN + len.min(MAX_RECORD_LEN)
+            })
     }
 
     /// Records that `n` bytes were read into [`buffer`](RecordOpener::buffer).
