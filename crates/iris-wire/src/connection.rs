@@ -325,6 +325,12 @@ impl<S: Transport> Connection<S> {
         }
     }
 
+    /// The stream, for the listener's look at what came with the
+    /// connection before the handshake starts.
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
+        stream(&mut self.stream)
+    }
+
     /// Writes `bytes` at once, past the buffer.
     pub(crate) fn write_now(&mut self, bytes: &[u8]) -> Result<(), Error> {
         stream(&mut self.stream).write_all(bytes).map_err(Error::Io)

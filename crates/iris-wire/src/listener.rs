@@ -18,11 +18,15 @@ use ring::rand::SystemRandom;
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
 use crate::driver::no_screen;
-use crate::handshake::{AuthKey, Handshake, Role, ToAuthKey};
+use crate::frame::next_frame;
+use crate::handshake::{
+    AuthKey, CHALLENGE_PREFIX, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey,
+};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::options::keepalive_limit;
+use crate::seal::Sealing;
 use crate::stream::Stream;
-use crate::{Address, Error, Options};
+use crate::{Address, AuthError, Error, Options};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::{KEEPALIVE_PROBES, keepalive_interval};
 
@@ -59,6 +63,8 @@ pub struct Incoming {
     /// When the handshake must be over, counted from the accept.
     deadline: Option<Instant>,
     timeout: Option<Duration>,
+    /// Why a fast-open challenge that came with the connection was refused.
+    refused: Option<AuthError>,
 }
 
 impl Listener {
@@ -190,13 +196,30 @@ impl Listener {
         // `authenticate` (such as starting a thread). A few dozen bytes into
         // a fresh socket's empty send buffer cannot block. A failed write
         // surfaces in `authenticate`, as the peer having gone.
-        let _ = connection.write_now(&handshake.take_outgoing());
+        let mut outgoing = handshake.take_outgoing();
+        let mut refused = None;
+        if self.options.sealing() != Sealing::Off
+            && let Some(challenge) = take_early_challenge(connection.stream_mut())
+        {
+            // A fast-open client's challenge came with the connection: our
+            // answer leaves with our challenge, in one packet.
+            match handshake.receive(&challenge) {
+                Ok(()) => outgoing.extend_from_slice(&handshake.take_outgoing()),
+                Err(reason) => {
+                    // The verdict it may have queued, then the connection ends.
+                    outgoing.extend_from_slice(&handshake.take_outgoing());
+                    refused = Some(reason);
+                }
+            }
+        }
+        let _ = connection.write_now(&outgoing);
         Ok(Incoming {
             connection,
             peer,
             handshake,
             deadline,
             timeout,
+            refused,
         })
     }
 }
@@ -242,9 +265,34 @@ impl Incoming {
     /// that trickles its bytes is cut off at it all the same
     /// ([`Error::HandshakeTimeout`]).
     pub fn authenticate(self) -> Result<Connection, Error> {
+        if let Some(reason) = self.refused {
+            return Err(reason.into());
+        }
         self.connection
             .run_authentication(self.handshake, self.deadline, self.timeout, no_screen)
     }
+}
+
+/// Takes a fast-open client's challenge off a just-accepted TCP socket if it
+/// is already there, whole (it usually came with the last packet of TCP's
+/// handshake); anything else stays on the socket for the handshake proper.
+fn take_early_challenge(stream: &mut Stream) -> Option<Vec<u8>> {
+    let Stream::Tcp(tcp) = stream else {
+        return None;
+    };
+    let mut peeked = [0u8; 8 + MAX_HANDSHAKE_FRAME as usize];
+    tcp.set_nonblocking(true).ok()?;
+    let peeked_len = tcp.peek(&mut peeked);
+    tcp.set_nonblocking(false).ok()?;
+    let peeked = &peeked[..peeked_len.ok()?];
+    let (payload, used) = next_frame(peeked, MAX_HANDSHAKE_FRAME).ok()??;
+    if !payload.starts_with(CHALLENGE_PREFIX) {
+        return None;
+    }
+    let challenge = payload.to_vec();
+    let mut taken = vec![0u8; used];
+    io::Read::read_exact(tcp, &mut taken).ok()?;
+    Some(challenge)
 }
 
 /// Turns on TCP keepalive as [`Options::with_keepalive`] describes, on an

@@ -202,29 +202,42 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
         &[KEY_ENV],
         None,
     );
-    let mut times = Vec::new();
-    for run in 0..RUNS {
-        let client = spawn_client_on(
-            &line.client,
-            &client_args("send", &line.entry(), &["--codec", "pickle"]),
-            &[KEY_ENV],
-        );
-        let finished = client.finish();
-        finished.assert_code(0);
-        let start = accepted(&proxy, connections);
-        connections += 1;
-        listener.wait_for_stdout_lines(run + 1);
-        let printed = listener
-            .process()
-            .stdout()
-            .arrival(run)
-            .expect("a line read");
-        times.push(printed.duration_since(start));
-    }
+    // The iris client pipelined (sealed, the default), then with fast open
+    // (`--require-sealed`: its challenge leaves at the connect).
+    let mut iris_times = |extra: &[&str], first_run: usize| {
+        let mut times = Vec::new();
+        for run in first_run..first_run + RUNS {
+            let mut args = vec!["--codec", "pickle"];
+            args.extend_from_slice(extra);
+            let client = spawn_client_on(
+                &line.client,
+                &client_args("send", &line.entry(), &args),
+                &[KEY_ENV],
+            );
+            let finished = client.finish();
+            finished.assert_code(0);
+            let start = accepted(&proxy, connections);
+            connections += 1;
+            listener.wait_for_stdout_lines(run + 1);
+            let printed = listener
+                .process()
+                .stdout()
+                .arrival(run)
+                .expect("a line read");
+            times.push(printed.duration_since(start));
+        }
+        median(times)
+    };
+    let iris = iris_times(&[], 0);
+    let fast_open = iris_times(&["--require-sealed"], RUNS);
     let summary = summary_of(listener);
-    assert_eq!(summary.get("flowers"), RUNS as u64);
-    let iris = median(times);
+    assert_eq!(summary.get("flowers"), 2 * RUNS as u64);
+    assert_eq!(summary.get("sealed"), 2 * RUNS as u64);
     rows.push(("iris-client → iris-listener".to_owned(), iris));
+    rows.push((
+        "iris-client --require-sealed (fast open) → iris-listener".to_owned(),
+        fast_open,
+    ));
 
     // The seed's programs, unchanged: `localhost` is the proxy for the
     // client and the server's own address for the listener.
@@ -296,6 +309,10 @@ fn round_trips_to_the_first_flower_iris_against_cpython() {
     // Bounds from the protocols, not from the machine's speed, with room
     // for a busy machine: the delay was applied (iris needs 2 round trips,
     // CPython 3), and iris needs about one fewer than CPython.
+    assert!(
+        round_trips(fast_open) <= round_trips(iris) - 0.5,
+        "fast open saves a round trip: {fast_open:?} against {iris:?}"
+    );
     assert!(
         round_trips(iris) >= 1.5,
         "iris printed its flower after {iris:?}, before 2 round trips: the delay was not applied"
