@@ -5,6 +5,8 @@
 //! - `demo`: builds the binaries and runs the whole system end to end.
 //! - `bench`: iris against CPython's multiprocessing.connection, side by
 //!   side (see `bench.rs`).
+//! - `soak`: a thousand authenticated clients at once, mixed with hostile
+//!   peers, and an exact reckoning of every flower (see `soak.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
 //! - `generate`: man pages and shell completions of both binaries.
 //! - `test`: the test suite, with the CPython interpreters it needs, ending
@@ -16,6 +18,7 @@ mod fuzz;
 mod generate;
 mod key;
 mod process;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -33,6 +36,11 @@ tasks:
   bench   [--quick] [--only NAME[,NAME...]] [--save]
           iris against CPython's multiprocessing.connection, side by side:
           a table, target/bench/latest.json and target/bench/ratios.svg
+  soak    [--clients N] [--flowers M] [--seconds S] [--quick]
+          a release listener under N authenticated clients at once (1,000 x
+          1,000 flowers by default; --quick: 100 x 100) mixed with silent,
+          garbage, wrong-key, dropped and SIGKILLed peers; fails unless every
+          count matches the listener's summary; reports its peak RSS
   fuzz [TARGET...] [--seconds N]
           run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
           installing cargo-fuzz if needed; needs the nightly toolchain
@@ -49,6 +57,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("soak") => soak::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("generate") => generate::run(&rest),
         Some("help" | "-h" | "--help") => {
