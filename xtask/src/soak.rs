@@ -962,6 +962,10 @@ fn verdict(
         );
         Ok(())
     } else {
+        println!("the listener's log (warnings and errors):");
+        for line in finished.stderr.iter().take(40) {
+            println!("    {line}");
+        }
         println!("soak FAILED:");
         for failure in failures.iter().take(50) {
             println!("  - {failure}");
