@@ -191,6 +191,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         scratch.path(),
         &plan,
     )?;
+    let listener_threads_at_start = threads(listener.server.pid())?;
     let soak = Soak {
         plan,
         address: listener.server.address.clone(),
@@ -217,9 +218,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let duration = started.elapsed();
     let peak_rss = proc::peak_rss_mib(listener.server.pid())?;
+    let threads_after = threads(listener.server.pid())?;
     step("stopping the listener with SIGTERM");
     let finished = listener.stop()?;
-    verdict(&plan, &rounds, &finished, duration, peak_rss)
+    let listener_threads = (listener_threads_at_start, threads_after);
+    verdict(
+        &plan,
+        &rounds,
+        &finished,
+        duration,
+        peak_rss,
+        listener_threads,
+    )
 }
 
 fn step(message: &str) {
@@ -824,6 +834,7 @@ fn verdict(
     finished: &Finished,
     duration: Duration,
     peak_rss: f64,
+    (threads_at_start, threads_after): (usize, usize),
 ) -> anyhow::Result<()> {
     let n = rounds.len() as u64;
     let mut failures: Vec<String> = rounds
@@ -931,7 +942,9 @@ fn verdict(
     println!("listener {}", summary.line);
     println!(
         "listener: peak RSS {peak_rss:.1} MiB (VmHWM); with every good client authenticated: \
-         up to {} descriptors, {} threads; back to its starting descriptors after every round",
+         up to {} descriptors, {} threads; back to its starting descriptors after every round; \
+         threads: {threads_at_start} at start, {threads_after} after the last round (finished \
+         session threads wait for the next connection, up to 16)",
         group(peak_fds as u64),
         group(peak_threads as u64)
     );
