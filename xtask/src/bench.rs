@@ -19,7 +19,7 @@ pub(crate) mod callgrind;
 #[path = "bench_chart.rs"]
 mod chart;
 #[path = "bench_proc.rs"]
-mod proc;
+pub(crate) mod proc;
 #[path = "bench_report.rs"]
 mod report;
 #[path = "bench_scenarios.rs"]

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -40,10 +40,18 @@ impl Server {
         command: &mut Command,
         address_file: &Path,
     ) -> anyhow::Result<Server> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        command.stdout(Stdio::null());
+        Server::start_with_stdout(name, command, address_file)
+    }
+
+    /// As [`Server::start`], with the stdout `command` has (piped: take it
+    /// with [`Server::take_stdout`]).
+    pub(crate) fn start_with_stdout(
+        name: &str,
+        command: &mut Command,
+        address_file: &Path,
+    ) -> anyhow::Result<Server> {
+        command.stdin(Stdio::null()).stderr(Stdio::piped());
         let mut guard = Guarded::spawn(name, command)?;
         let stderr = guard.take_stderr().context("no stderr pipe")?;
         let (sender, lines) = mpsc::channel();
@@ -87,6 +95,11 @@ impl Server {
 
     pub(crate) fn pid(&self) -> u32 {
         self.guard.pid()
+    }
+
+    /// Takes the server's piped stdout.
+    pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.guard.take_stdout()
     }
 
     /// Waits for a stderr line starting with `prefix` and returns when it
@@ -416,14 +429,24 @@ pub(crate) fn run_client(
 
 /// The resident memory of `pid` in MiB, from `/proc/PID/status`.
 pub(crate) fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    status_mib(pid, "VmRSS")
+}
+
+/// The peak resident memory of `pid` so far (its high-water mark) in MiB.
+pub(crate) fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    status_mib(pid, "VmHWM")
+}
+
+/// The `FIELD:  N kB` line of `/proc/PID/status`, in MiB.
+fn status_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.trim().strip_suffix("kB"))
         .and_then(|number| number.trim().parse().ok())
-        .with_context(|| format!("no VmRSS line in {path}"))?;
+        .with_context(|| format!("no {field} line in {path}"))?;
     Ok(kib / 1024.0)
 }
 

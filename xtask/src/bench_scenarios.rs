@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use iris_testkit::{Summary, acknowledged};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde_json::json;
 
 use super::proc::{self, Finished, Gated, Server};
 use super::report::{Better, Goal, Metric, Unit};
 use super::{Env, Python, RunRecord};
+use crate::process;
 
 /// The scenarios, in the order they run.
 pub(crate) const NAMES: &[&str] = &["stream", "fan-in", "handshake", "ping", "bulk", "idle"];
@@ -1135,21 +1135,15 @@ const IDLE_CONNECTIONS: u64 = 1_000;
 const IDLE_OPEN_FILES: u64 = IDLE_CONNECTIONS + 1_000;
 
 fn idle(env: &Env) -> anyhow::Result<Vec<Metric>> {
-    let (soft, hard) =
-        getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the limit on open files")?;
-    if soft < IDLE_OPEN_FILES {
-        if hard < IDLE_OPEN_FILES {
-            env.note(format!(
-                "idle skipped: it needs {IDLE_OPEN_FILES} open files but the hard limit is {hard} (raise it: ulimit -Hn)"
-            ));
+    match process::raise_open_files(IDLE_OPEN_FILES) {
+        Ok(None) => {}
+        Ok(Some(soft)) => env.note(format!(
+            "idle: the soft limit on open files was {soft}; the listener and the client run with {IDLE_OPEN_FILES}"
+        )),
+        Err(error) => {
+            env.note(format!("idle skipped: {error:#}"));
             return Ok(Vec::new());
         }
-        // Raised for this process, so for the children it starts from now.
-        setrlimit(Resource::RLIMIT_NOFILE, IDLE_OPEN_FILES, hard)
-            .context("cannot raise the soft limit on open files")?;
-        env.note(format!(
-            "idle: the soft limit on open files was {soft}; the listener and the client run with {IDLE_OPEN_FILES}"
-        ));
     }
     let rounds = if env.quick { 1 } else { 3 };
     let (rss_sealed, rss_unsealed) = sealing_names("listener RSS MiB, 1,000 idle connections");

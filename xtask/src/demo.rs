@@ -17,7 +17,7 @@ use anyhow::{Context, bail, ensure};
 
 use iris_testkit::{Summary, acknowledged};
 
-use crate::process::{self, Guarded, Output};
+use crate::process::{self, Guarded, Output, Scratch};
 
 /// How many clients send at once.
 const CLIENTS: usize = 3;
@@ -39,7 +39,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     step("building iris-listener and iris-client");
     let bins = build(&root)?;
 
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("iris-demo")?;
     let data = root.join("data").join("iris.csv");
     let (parts, flowers) = split_csv(&data, CLIENTS, scratch.path())?;
     let key = crate::key::random_hex(32)?;
@@ -120,33 +120,6 @@ fn build(root: &Path) -> anyhow::Result<Binaries> {
         listener: process::binary(&dir, "iris-listener")?,
         client: process::binary(&dir, "iris-client")?,
     })
-}
-
-/// A fresh directory under the system's temp dir, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Scratch> {
-        let name = format!(
-            "iris-demo-{}-{}",
-            std::process::id(),
-            crate::key::random_hex(6)?
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        process::remove_on_interrupt(&path);
-        Ok(Scratch(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Splits the CSV at `data` into `n` files in `dir`, each with the header;
@@ -564,7 +537,7 @@ mod tests {
 
     #[test]
     fn splits_the_csv_with_a_header_on_each_part() {
-        let scratch = Scratch::new().expect("scratch dir");
+        let scratch = Scratch::new("iris-demo").expect("scratch dir");
         let data = scratch.path().join("all.csv");
         std::fs::write(&data, "h\n1\n2\n3\n4\n5\n\n").expect("write");
         let (parts, flowers) = split_csv(&data, 3, scratch.path()).expect("split");

@@ -125,6 +125,29 @@ mod tests {
     }
 
     #[test]
+    fn every_target_of_the_fuzz_crate_is_run() {
+        let manifest =
+            std::fs::read_to_string(crate::process::workspace_root().join("fuzz/Cargo.toml"))
+                .expect("fuzz/Cargo.toml");
+        let mut bins: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|bin| {
+                bin.lines()
+                    .find_map(|line| line.trim().strip_prefix("name = "))
+                    .map(|name| name.trim_matches('"'))
+            })
+            .collect();
+        let mut targets = TARGETS.to_vec();
+        bins.sort_unstable();
+        targets.sort_unstable();
+        assert_eq!(
+            targets, bins,
+            "TARGETS (what `cargo xtask fuzz` and CI run) must list every [[bin]] of fuzz/Cargo.toml"
+        );
+    }
+
+    #[test]
     fn takes_targets_and_seconds() {
         let (targets, seconds) = parse(&strings(&["message", "--seconds", "600"])).expect("valid");
         assert_eq!(targets, ["message"]);

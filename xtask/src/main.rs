@@ -7,6 +7,8 @@
 //!   side (see `bench.rs`).
 //! - `callgrind`: the listener's instructions per streamed flower, sealed
 //!   and unsealed (see `bench_callgrind.rs`).
+//! - `soak`: a thousand authenticated clients at once, mixed with hostile
+//!   peers, and an exact reckoning of every flower (see `soak.rs`).
 //! - `fuzz`: runs the fuzz targets in `fuzz/`.
 //! - `generate`: man pages and shell completions of both binaries.
 //! - `test`: the test suite, with the CPython interpreters it needs, ending
@@ -18,6 +20,7 @@ mod fuzz;
 mod generate;
 mod key;
 mod process;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -41,6 +44,11 @@ tasks:
           iris-listener's instructions per streamed flower, sealed and
           unsealed, under valgrind's callgrind (two stream lengths, 100,000
           and 300,000 flowers by default): a table and target/bench/callgrind.json
+  soak    [--clients N] [--flowers M] [--seconds S] [--quick]
+          a release listener under N authenticated clients at once (1,000 x
+          1,000 flowers by default; --quick: 100 x 100) mixed with silent,
+          garbage, wrong-key, dropped and SIGKILLed peers; fails unless every
+          count matches the listener's summary; reports its peak RSS
   fuzz [TARGET...] [--seconds N]
           run the cargo-fuzz targets in fuzz/ (all, 60 s each, by default),
           installing cargo-fuzz if needed; needs the nightly toolchain
@@ -58,6 +66,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("callgrind") => bench::callgrind::run(&rest),
+        Some("soak") => soak::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
         Some("generate") => generate::run(&rest),
         Some("help" | "-h" | "--help") => {

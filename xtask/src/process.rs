@@ -147,6 +147,18 @@ impl Guarded {
         send_signal(self.pid, Signal::SIGTERM).with_context(|| format!("cannot stop {}", self.name))
     }
 
+    /// Kills the child with SIGKILL and reaps it.
+    pub(crate) fn kill(mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("the child was already reaped")?;
+        let killed = child.kill();
+        live().remove(&self.pid);
+        let status = child
+            .wait()
+            .with_context(|| format!("cannot wait for {}", self.name))?;
+        killed.with_context(|| format!("cannot kill {}", self.name))?;
+        Ok(status)
+    }
+
     /// Reaps the child. Call it once the child closed its pipes (it exited),
     /// since the interrupt handler no longer covers it while this waits.
     pub(crate) fn wait(mut self) -> anyhow::Result<ExitStatus> {
@@ -207,6 +219,55 @@ pub(crate) fn iris_command(program: &Path, key: &str) -> Command {
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     command
+}
+
+/// A fresh directory under the system's temp dir, removed when dropped
+/// and when the xtask is interrupted.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates `PREFIX-PID-RANDOM` in the temp dir.
+    pub(crate) fn new(prefix: &str) -> anyhow::Result<Scratch> {
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            crate::key::random_hex(6)?
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        remove_on_interrupt(&path);
+        Ok(Scratch(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Raises this process's soft limit on open files to at least `needed`
+/// (children started from now on inherit it). Returns the soft limit it
+/// had when it was raised, `None` when it was high enough already, and an
+/// error naming the fix when the hard limit is below `needed`.
+pub(crate) fn raise_open_files(needed: u64) -> anyhow::Result<Option<u64>> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the limit on open files")?;
+    if soft >= needed {
+        return Ok(None);
+    }
+    ensure!(
+        hard >= needed,
+        "this needs {needed} open files but the hard limit is {hard}; raise it (as root: ulimit -Hn {needed}, or LimitNOFILE= for a service)"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard)
+        .context("cannot raise the soft limit on open files")?;
+    Ok(Some(soft))
 }
 
 /// The workspace's root: this crate's parent directory.

@@ -91,9 +91,17 @@ impl Listener {
             source,
         };
         let socket = match &parsed {
-            Address::Tcp { .. } => Socket::Tcp(bind_tcp(&parsed).map_err(bind_error)?),
+            Address::Tcp { .. } => Socket::Tcp(
+                bind_tcp(&parsed)
+                    .and_then(deepen_backlog)
+                    .map_err(bind_error)?,
+            ),
             #[cfg(unix)]
-            Address::Unix(path) => Socket::Unix(bind_unix(path).map_err(bind_error)?),
+            Address::Unix(path) => Socket::Unix(
+                bind_unix(path)
+                    .and_then(deepen_backlog)
+                    .map_err(bind_error)?,
+            ),
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
@@ -336,6 +344,27 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         }
         other => other,
     }
+}
+
+/// Connections the kernel may complete and queue until they are accepted;
+/// Linux caps it at `net.core.somaxconn` (4096 by default).
+const BACKLOG: i32 = 4096;
+
+/// Deepens the queue of connections not accepted yet from std's 128 to
+/// [`BACKLOG`] (listen(2) again on a listening socket only changes it). A
+/// burst of connects beyond the queue is dropped by the kernel, and each
+/// dropped client waits for a retransmission (1, 3, 7, 15, 31 s), past a
+/// handshake timeout: a thousand clients connecting at once lost a few
+/// hundred that way.
+#[cfg(unix)]
+fn deepen_backlog<L: AsFd>(listener: L) -> io::Result<L> {
+    socket2::SockRef::from(&listener).listen(BACKLOG)?;
+    Ok(listener)
+}
+
+#[cfg(not(unix))]
+fn deepen_backlog<L>(listener: L) -> io::Result<L> {
+    Ok(listener)
 }
 
 /// Removes `path` if it is a socket nobody listens on any more; refuses to

@@ -116,6 +116,27 @@ fn a_stale_unix_socket_is_replaced_but_a_live_one_and_other_files_are_not() {
 }
 
 #[test]
+fn a_burst_of_connects_waits_in_the_backlog_unaccepted() {
+    // Past std's backlog of 128 the kernel drops connects, and each dropped
+    // client waits for a retransmission (1, 3, 7 s...): the listener's
+    // backlog must hold a burst.
+    const BURST: usize = 300;
+    let listener = Listener::bind("127.0.0.1:0", KEY).expect("bind");
+    let address: std::net::SocketAddr = listener
+        .local_addr()
+        .to_string()
+        .parse()
+        .expect("a socket address");
+    let held: Vec<TcpStream> = (1..=BURST)
+        .map(|n| {
+            TcpStream::connect_timeout(&address, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("connect {n} of {BURST}, none accepted yet: {e}"))
+        })
+        .collect();
+    assert_eq!(held.len(), BURST);
+}
+
+#[test]
 fn empty_keys_are_refused_on_both_sides() {
     assert!(matches!(
         Listener::bind("127.0.0.1:0", b""),

@@ -7,8 +7,8 @@
 //!   ends by itself or is stopped with SIGTERM, as [`PAIRS`] says.
 //! - Other blocks run line by line in one shell, except the commands too
 //!   heavy or recursive to run inside the suite (the test command itself,
-//!   benchmarks, fuzzing, lints): for those, the task, flags, packages and
-//!   files they name are checked to exist ([`check_heavy`]).
+//!   benchmarks, the soak, fuzzing, lints): for those, the task, flags,
+//!   packages and files they name are checked to exist ([`check_heavy`]).
 //! - Output samples (```` ```text ```` blocks) are compared with snapbox,
 //!   with timestamps, ephemeral ports and timings as wildcards.
 //!
@@ -384,9 +384,10 @@ fn the_two_terminal_blocks_run_as_written() {
 }
 
 /// The commands of shell blocks that are not run here, by how they start.
-const HEAVY: [&str; 7] = [
+const HEAVY: [&str; 8] = [
     "cargo xtask test",
     "cargo xtask bench",
+    "cargo xtask soak",
     "cargo xtask fuzz",
     "cargo test",
     "cargo clippy",
