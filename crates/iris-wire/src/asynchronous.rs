@@ -22,7 +22,10 @@ use tokio::net::UnixStream;
 
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
-use crate::connection::{Sealed, end_of_stream_error, fresh_nonce, record_io_error};
+use crate::connection::{
+    SEALED_BULK_CHUNK, SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce,
+    record_io_error,
+};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
@@ -248,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
             let write = async {
                 match sealed {
                     None => stream.write_all(payload).await,
-                    Some(sealed) => write_sealed(stream, sealed, payload).await,
+                    Some(sealed) => write_sealed(stream, sealed, payload, SEALED_BULK_CHUNK).await,
                 }
             };
             return with_timeout(self.write_timeout, "the peer to read what we sent", write).await;
@@ -282,12 +285,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
                 // it is sealed: a cancelled flush leaves the rest queued in
                 // one place or the other, and nothing sealed twice.
                 loop {
-                    write_sealed(stream, sealed, &[]).await?;
+                    write_sealed(stream, sealed, &[], SEALED_WRITE_CHUNK).await?;
                     if encoder.is_empty() {
                         break;
                     }
                     let n = sealed
-                        .seal_some(encoder.pending())
+                        .seal_some(encoder.pending(), SEALED_WRITE_CHUNK)
                         .map_err(record_io_error)?;
                     encoder.consume(n);
                 }
@@ -368,6 +371,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
                 if sealed.open_into(&mut self.decoder)? {
                     continue;
                 }
+                if self.decoder.in_long_frame() {
+                    sealed.opener.grow_for_bulk();
+                }
                 let read = self.stream.read(sealed.opener.buffer());
                 let n = with_timeout(self.read_timeout, waiting_for, read).await?;
                 if n == 0 {
@@ -393,6 +399,7 @@ async fn write_sealed<S: AsyncWrite + Unpin>(
     stream: &mut S,
     sealed: &mut Sealed,
     mut plaintext: &[u8],
+    chunk: usize,
 ) -> io::Result<()> {
     loop {
         while !sealed.unwritten().is_empty() {
@@ -405,7 +412,9 @@ async fn write_sealed<S: AsyncWrite + Unpin>(
         if plaintext.is_empty() {
             return Ok(());
         }
-        let n = sealed.seal_some(plaintext).map_err(record_io_error)?;
+        let n = sealed
+            .seal_some(plaintext, chunk)
+            .map_err(record_io_error)?;
         plaintext = &plaintext[n..];
     }
 }

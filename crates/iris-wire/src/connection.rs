@@ -98,8 +98,11 @@ pub(crate) struct Sealed {
     pub(crate) carried: Vec<u8>,
 }
 
-/// How much plaintext is sealed per write: what the queue holds at most.
+/// How much queued plaintext is sealed per write.
 pub(crate) const SEALED_WRITE_CHUNK: usize = 4 * MAX_RECORD_PLAINTEXT;
+/// How much of a large payload is sealed per write: as much as an unsealed
+/// write of it would usually move.
+pub(crate) const SEALED_BULK_CHUNK: usize = 16 * MAX_RECORD_PLAINTEXT;
 
 impl Sealed {
     pub(crate) fn new(session: Session, carried: Vec<u8>) -> Box<Sealed> {
@@ -123,24 +126,28 @@ impl Sealed {
         self.written = (self.written + n).min(self.out.len());
     }
 
-    /// Seals the first at most [`SEALED_WRITE_CHUNK`] bytes of `plaintext`
-    /// into the queue, which must be all written; returns how many it
-    /// sealed.
-    pub(crate) fn seal_some(&mut self, plaintext: &[u8]) -> Result<usize, RecordError> {
+    /// Seals the first at most `chunk` bytes of `plaintext` into the
+    /// queue, which must be all written; returns how many it sealed.
+    pub(crate) fn seal_some(
+        &mut self,
+        plaintext: &[u8],
+        chunk: usize,
+    ) -> Result<usize, RecordError> {
         debug_assert!(self.unwritten().is_empty());
-        let piece = &plaintext[..plaintext.len().min(SEALED_WRITE_CHUNK)];
+        let piece = &plaintext[..plaintext.len().min(chunk)];
         self.out.clear();
         self.written = 0;
         self.sealer.seal(piece, &mut self.out)?;
         Ok(piece.len())
     }
 
-    /// Writes what is queued, then `plaintext` sealed a chunk at a time, to
-    /// a blocking stream.
+    /// Writes what is queued, then `plaintext` sealed `chunk` bytes at a
+    /// time, to a blocking stream.
     pub(crate) fn write_all(
         &mut self,
         stream: &mut impl io::Write,
         mut plaintext: &[u8],
+        chunk: usize,
     ) -> io::Result<()> {
         loop {
             while !self.unwritten().is_empty() {
@@ -154,7 +161,7 @@ impl Sealed {
             if plaintext.is_empty() {
                 return Ok(());
             }
-            let n = self.seal_some(plaintext).map_err(record_io_error)?;
+            let n = self.seal_some(plaintext, chunk).map_err(record_io_error)?;
             plaintext = &plaintext[n..];
         }
     }
@@ -514,7 +521,7 @@ impl<S: Transport> Connection<S> {
             let stream = stream(&mut self.stream);
             let written = match self.sealed.as_deref_mut() {
                 None => stream.write_all(payload),
-                Some(sealed) => sealed.write_all(stream, payload),
+                Some(sealed) => sealed.write_all(stream, payload, SEALED_BULK_CHUNK),
             };
             return written.map_err(|e| Error::from_io(e, "the peer to read what we sent"));
         }
@@ -551,7 +558,9 @@ impl<S: Transport> Connection<S> {
             let stream = stream(&mut self.stream);
             match self.sealed.as_deref_mut() {
                 None => stream.write_all(self.encoder.pending()),
-                Some(sealed) => sealed.write_all(stream, self.encoder.pending()),
+                Some(sealed) => {
+                    sealed.write_all(stream, self.encoder.pending(), SEALED_WRITE_CHUNK)
+                }
             }
         });
         self.encoder.consume(usize::MAX);
@@ -721,6 +730,9 @@ impl<S: Transport> Connection<S> {
                 .map_err(record_io_error)?
             {
                 return Ok(1);
+            }
+            if self.decoder.in_long_frame() {
+                sealed.opener.grow_for_bulk();
             }
             match stream(&mut self.stream).read(sealed.opener.buffer()) {
                 Ok(0) => return Ok(0),

@@ -254,6 +254,12 @@ impl FrameDecoder {
         }
     }
 
+    /// Whether a long frame (one too large for the ordinary buffer) is
+    /// arriving.
+    pub fn in_long_frame(&self) -> bool {
+        matches!(self.state, State::Long { .. })
+    }
+
     /// Whether any received byte is not yet part of a decoded frame.
     pub fn has_buffered_bytes(&self) -> bool {
         match self.state {

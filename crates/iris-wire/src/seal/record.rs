@@ -27,6 +27,10 @@ const MAX_KEYS: u64 = 1 << 32;
 /// allocator's threshold for a mapping of its own (128 KiB in glibc), so
 /// that a connection's first read costs no system call.
 const OPENER_BUFFER_LEN: usize = MAX_RECORD_LEN + (32 << 10);
+/// An opener's buffer while a long frame arrives (see
+/// [`RecordOpener::grow_for_bulk`]): reads of up to a MiB, as an unsealed
+/// long frame is read.
+const BULK_BUFFER_LEN: usize = (1 << 20) + MAX_RECORD_LEN;
 /// Least free space worth a read.
 const MIN_READ: usize = 4 << 10;
 
@@ -283,6 +287,15 @@ impl RecordOpener {
             self.buf.resize(self.end + MAX_RECORD_LEN, 0);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Lets reads bring up to a MiB at a time: for a long frame, which
+    /// holds that much memory of its own anyway, so that sealing does not
+    /// multiply its read calls.
+    pub fn grow_for_bulk(&mut self) {
+        if self.buf.len() < BULK_BUFFER_LEN {
+            self.buf.resize(BULK_BUFFER_LEN, 0);
+        }
     }
 
     /// Whether the free space is too small for a read: under [`MIN_READ`],
