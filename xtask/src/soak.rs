@@ -692,15 +692,17 @@ impl Soak {
         connection.flush()?;
         let reply: Reply = connection.recv()?;
         ensure!(reply == Reply::Pong, "Ping was answered with {reply:?}");
-        let (stream, _) = connection.into_parts()?;
-        let Stream::Tcp(stream) = stream else {
+        // The session is sealed, so the socket is reached through the
+        // connection rather than handed back: nothing is queued, and
+        // dropping the connection closes it.
+        let Stream::Tcp(stream) = connection.get_ref() else {
             bail!("a TCP address gave another kind of stream");
         };
         if rst {
             // No linger: close() sends a RST instead of a FIN.
-            socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+            socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO))?;
         }
-        drop(stream);
+        drop(connection);
         Ok(Behaved::Dropped(DROPPED_FLOWERS))
     }
 
