@@ -517,11 +517,12 @@ impl AsyncListener {
         match &self.socket {
             TokioSocket::Tcp(listener) => {
                 let (stream, peer) = listener.accept().await.map_err(Error::Io)?;
-                // Our writes are batched already; Nagle would only add delay.
-                stream.set_nodelay(true).map_err(Error::Io)?;
-                if let Some(idle) = self.bound.options().keepalive() {
-                    crate::listener::set_keepalive(socket2::SockRef::from(&stream), idle)
-                        .map_err(Error::Io)?;
+                if !crate::listener::ACCEPTED_SOCKETS_INHERIT_OPTIONS {
+                    crate::listener::tune_tcp(
+                        &socket2::SockRef::from(&stream),
+                        self.bound.options(),
+                    )
+                    .map_err(Error::Io)?;
                 }
                 Ok((AsyncStream::Tcp(stream), Address::from(peer)))
             }

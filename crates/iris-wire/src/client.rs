@@ -1,13 +1,14 @@
 //! Connecting: the counterpart of CPython's `Client`.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ring::rand::SystemRandom;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
@@ -46,11 +47,17 @@ impl Client {
             address: address.clone(),
             source,
         };
+        // The handshake is ready before the connection, so that a fast-open
+        // challenge leaves the moment it is up: the listener then finds it
+        // already there when it accepts, and answers in its first packet.
+        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
+        let _outstanding = OutstandingChallenge::register(nonce);
+        let mut armed_write = None;
         let stream = match &parsed {
             Address::Tcp { .. } => {
-                let stream = connect_tcp(&parsed, deadline).map_err(connect_error)?;
-                // Our writes are batched already; Nagle would only add delay.
-                stream.set_nodelay(true).map_err(Error::Io)?;
+                let (stream, armed) = connect_tcp(&parsed, deadline).map_err(connect_error)?;
+                armed_write = armed;
                 Stream::Tcp(stream)
             }
             #[cfg(unix)]
@@ -63,15 +70,9 @@ impl Client {
                 });
             }
         };
-        let nonce = fresh_nonce(&SystemRandom::new())?;
-        let handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
-        let _outstanding = OutstandingChallenge::register(nonce);
-        Connection::new(stream, Some(parsed), options).run_authentication(
-            handshake,
-            deadline,
-            timeout,
-            refuse_reflected_challenges,
-        )
+        Connection::new(stream, Some(parsed), options)
+            .with_write_timeout_armed(armed_write)
+            .run_authentication(handshake, deadline, timeout, refuse_reflected_challenges)
     }
 }
 
@@ -119,17 +120,23 @@ pub(crate) fn refuse_reflected_challenges(frame: &[u8]) -> Result<(), AuthError>
     }
 }
 
-fn connect_tcp(address: &Address, deadline: Option<Instant>) -> io::Result<TcpStream> {
+/// Connects to the first address `address` resolves to that answers, within
+/// `deadline`. Returns the stream and the write timeout left set on it, if
+/// any, for the handshake to count as armed.
+fn connect_tcp(
+    address: &Address,
+    deadline: Option<Instant>,
+) -> io::Result<(TcpStream, Option<Duration>)> {
     let mut last_error = None;
     for addr in address.resolve()? {
-        let attempt = match deadline {
+        let left = match deadline {
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => TcpStream::connect_timeout(&addr, left),
-                _ => Err(io::ErrorKind::TimedOut.into()),
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(io::ErrorKind::TimedOut.into()),
             },
-            None => TcpStream::connect(addr),
+            None => None,
         };
-        match attempt {
+        match connect_one(addr, left) {
             Ok(stream) => return Ok(stream),
             Err(e) => last_error = Some(e),
         }
@@ -140,4 +147,46 @@ fn connect_tcp(address: &Address, deadline: Option<Instant>) -> io::Result<TcpSt
             "the host name resolved to no address",
         )
     }))
+}
+
+/// One connection attempt, with Nagle off from the start (our writes are
+/// batched already; Nagle would only add delay).
+///
+/// On Linux a blocking connect is bounded by the send timeout, which the
+/// handshake's first writes then keep: one system call between the
+/// connection being up and the first flight leaving, where a connect with
+/// a timeout elsewhere polls and switches blocking modes first. A client
+/// sending its challenge at once (fast open) then usually gets it to the
+/// listener before the listener looks for it.
+fn connect_one(
+    addr: SocketAddr,
+    left: Option<Duration>,
+) -> io::Result<(TcpStream, Option<Duration>)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_tcp_nodelay(true)?;
+    let addr = SockAddr::from(addr);
+    let armed = match left {
+        None => {
+            socket.connect(&addr)?;
+            None
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Some(left) => {
+            socket.set_write_timeout(Some(left))?;
+            match socket.connect(&addr) {
+                // The send timeout ran out with the connection not yet up.
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                result => result?,
+            }
+            Some(left)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Some(left) => {
+            socket.connect_timeout(&addr, left)?;
+            None
+        }
+    };
+    Ok((socket.into(), armed))
 }

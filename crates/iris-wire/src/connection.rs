@@ -332,10 +332,12 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// The stream, for the listener's look at what came with the
-    /// connection before the handshake starts.
-    pub(crate) fn stream_mut(&mut self) -> &mut S {
-        stream(&mut self.stream)
+    /// Records that the stream's write timeout is already `armed` for the
+    /// handshake's deadline (set before connecting), so that the first
+    /// write needs no system call to set it.
+    pub(crate) fn with_write_timeout_armed(mut self, armed: Option<Duration>) -> Self {
+        self.armed[1] = armed;
+        self
     }
 
     /// Writes `bytes` at once, past the buffer.
@@ -355,7 +357,6 @@ impl<S: Transport> Connection<S> {
         screen: Screen,
     ) -> Result<Connection<S>, Error> {
         self.deadline = deadline;
-        self.armed = [None; 2];
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
         let result = self.run_handshake(handshake, screen);
@@ -748,6 +749,26 @@ impl<S: Transport> Connection<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Connection<Stream> {
+    /// The first frame of a just-accepted connection, if it came with the
+    /// connection (a fast-open client's challenge usually rides on the last
+    /// packet of TCP's handshake): reads once without waiting. Whatever is
+    /// not a whole frame stays buffered for the handshake, which also meets
+    /// again any error of this read.
+    pub(crate) fn take_early_frame(&mut self) -> Option<Vec<u8>> {
+        let n = stream(&mut self.stream)
+            .read_if_ready(self.decoder.buffer())
+            .ok()?;
+        self.decoder.advance(n);
+        let max_frame = self.decoder.max_frame();
+        self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
+        let frame = self.decoder.decode();
+        self.decoder.set_max_frame(max_frame);
+        let frame = frame.ok()??;
+        Some(self.decoder.payload(&frame).to_vec())
     }
 }
 

@@ -18,10 +18,7 @@ use ring::rand::SystemRandom;
 use crate::address::ToAddress;
 use crate::connection::{Connection, fresh_nonce};
 use crate::driver::no_screen;
-use crate::frame::next_frame;
-use crate::handshake::{
-    AuthKey, CHALLENGE_PREFIX, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey,
-};
+use crate::handshake::{AuthKey, Handshake, Role, ToAuthKey};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::options::keepalive_limit;
 use crate::seal::Sealing;
@@ -94,6 +91,12 @@ impl Listener {
             Address::Tcp { .. } => Socket::Tcp(
                 bind_tcp(&parsed)
                     .and_then(deepen_backlog)
+                    .and_then(|listener| {
+                        if ACCEPTED_SOCKETS_INHERIT_OPTIONS {
+                            tune_tcp(&socket2::SockRef::from(&listener), &options)?;
+                        }
+                        Ok(listener)
+                    })
                     .map_err(bind_error)?,
             ),
             #[cfg(unix)]
@@ -174,10 +177,8 @@ impl Listener {
         Ok(match &self.socket {
             Socket::Tcp(listener) => {
                 let (stream, peer) = listener.accept().map_err(Error::Io)?;
-                // Our writes are batched already; Nagle would only add delay.
-                stream.set_nodelay(true).map_err(Error::Io)?;
-                if let Some(idle) = self.options.keepalive() {
-                    set_keepalive(socket2::SockRef::from(&stream), idle).map_err(Error::Io)?;
+                if !ACCEPTED_SOCKETS_INHERIT_OPTIONS {
+                    tune_tcp(&socket2::SockRef::from(&stream), &self.options).map_err(Error::Io)?;
                 }
                 (Stream::Tcp(stream), Address::from(peer))
             }
@@ -206,21 +207,29 @@ impl Listener {
         // surfaces in `authenticate`, as the peer having gone.
         let mut outgoing = handshake.take_outgoing();
         let mut refused = None;
-        if self.options.sealing() != Sealing::Off
-            && let Some(challenge) = take_early_challenge(connection.stream_mut())
-        {
-            // A fast-open client's challenge came with the connection: our
-            // answer leaves with our challenge, in one packet.
-            match handshake.receive(&challenge) {
-                Ok(()) => outgoing.extend_from_slice(&handshake.take_outgoing()),
-                Err(reason) => {
-                    // The verdict it may have queued, then the connection ends.
-                    outgoing.extend_from_slice(&handshake.take_outgoing());
-                    refused = Some(reason);
+        let fast_open_possible = self.options.sealing() != Sealing::Off;
+        // A fast-open client's challenge usually came with the connection:
+        // our answer then leaves with our challenge, in one packet.
+        let early = fast_open_possible
+            .then(|| answer_early_frame(&mut connection, &mut handshake, &mut outgoing))
+            .flatten();
+        let _ = connection.write_now(&outgoing);
+        match early {
+            Some(Err(reason)) => refused = Some(reason),
+            Some(Ok(())) => {}
+            // Or it arrives while ours is written: one more look, so that
+            // its answer does not wait for the caller's handoff to a worker.
+            None if fast_open_possible => {
+                let mut answer = Vec::new();
+                if let Some(result) =
+                    answer_early_frame(&mut connection, &mut handshake, &mut answer)
+                {
+                    let _ = connection.write_now(&answer);
+                    refused = result.err();
                 }
             }
+            None => {}
         }
-        let _ = connection.write_now(&outgoing);
         Ok(Incoming {
             connection,
             peer,
@@ -281,31 +290,44 @@ impl Incoming {
     }
 }
 
-/// Takes a fast-open client's challenge off a just-accepted TCP socket if it
-/// is already there, whole (it usually came with the last packet of TCP's
-/// handshake); anything else stays on the socket for the handshake proper.
-fn take_early_challenge(stream: &mut Stream) -> Option<Vec<u8>> {
-    let Stream::Tcp(tcp) = stream else {
-        return None;
-    };
-    let mut peeked = [0u8; 8 + MAX_HANDSHAKE_FRAME as usize];
-    tcp.set_nonblocking(true).ok()?;
-    let peeked_len = tcp.peek(&mut peeked);
-    tcp.set_nonblocking(false).ok()?;
-    let peeked = &peeked[..peeked_len.ok()?];
-    let (payload, used) = next_frame(peeked, MAX_HANDSHAKE_FRAME).ok()??;
-    if !payload.starts_with(CHALLENGE_PREFIX) {
-        return None;
-    }
-    let challenge = payload.to_vec();
-    let mut taken = vec![0u8; used];
-    io::Read::read_exact(tcp, &mut taken).ok()?;
-    Some(challenge)
+/// Feeds the handshake the client's first frame if it is already here
+/// (without waiting), queueing the answer, or the verdict of a refusal, in
+/// `outgoing`. `None` if no whole frame is here. Only a fast-open client's
+/// challenge can come before our challenge has been read; any other first
+/// frame is refused as the handshake would refuse it later.
+fn answer_early_frame(
+    connection: &mut Connection,
+    handshake: &mut Handshake,
+    outgoing: &mut Vec<u8>,
+) -> Option<Result<(), AuthError>> {
+    let frame = connection.take_early_frame()?;
+    let result = handshake.receive(&frame);
+    outgoing.extend_from_slice(&handshake.take_outgoing());
+    Some(result)
 }
 
-/// Turns on TCP keepalive as [`Options::with_keepalive`] describes, on an
-/// accepted socket (of either adapter).
-pub(crate) fn set_keepalive(socket: socket2::SockRef<'_>, idle: Duration) -> io::Result<()> {
+/// Whether accepted TCP sockets take Nagle's setting and the keepalive
+/// settings from the listening socket, as Linux's do: they are then set once
+/// on the listening socket rather than on every connection, which saves the
+/// accepting thread six system calls before a client's first answer.
+pub(crate) const ACCEPTED_SOCKETS_INHERIT_OPTIONS: bool =
+    cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Turns Nagle off (our writes are batched already; Nagle would only add
+/// delay) and TCP keepalive on as `options` say: on the listening socket
+/// where accepted sockets inherit both
+/// ([`ACCEPTED_SOCKETS_INHERIT_OPTIONS`]), otherwise on each accepted one
+/// (of either adapter).
+pub(crate) fn tune_tcp(socket: &socket2::SockRef<'_>, options: &Options) -> io::Result<()> {
+    socket.set_tcp_nodelay(true)?;
+    match options.keepalive() {
+        Some(idle) => set_keepalive(socket, idle),
+        None => Ok(()),
+    }
+}
+
+/// Turns on TCP keepalive as [`Options::with_keepalive`] describes.
+fn set_keepalive(socket: &socket2::SockRef<'_>, idle: Duration) -> io::Result<()> {
     // The kernel counts keepalive times in whole seconds, at least one.
     let idle = idle.max(Duration::from_secs(1));
     let keepalive = socket2::TcpKeepalive::new().with_time(idle);

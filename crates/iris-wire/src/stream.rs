@@ -121,6 +121,26 @@ impl Transport for Stream {
     }
 }
 
+impl Stream {
+    /// Reads what has already arrived, without waiting: `WouldBlock` when
+    /// nothing has. The socket stays blocking.
+    pub(crate) fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            rustix::net::recv(&*self, buf, rustix::net::RecvFlags::DONTWAIT)
+                .map(|(received, _)| received)
+                .map_err(io::Error::from)
+        }
+        #[cfg(not(unix))]
+        {
+            self.set_nonblocking(true)?;
+            let result = self.read(buf);
+            self.set_nonblocking(false)?;
+            result
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         forward!(self, s => s.read(buf))

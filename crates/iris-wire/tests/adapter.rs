@@ -504,7 +504,8 @@ fn a_read_timeout_ends_a_receive_from_a_silent_peer() {
 }
 
 /// Accepted TCP connections carry the keepalive settings asked for, and
-/// `TCP_USER_TIMEOUT` bounds unacknowledged data as long.
+/// `TCP_USER_TIMEOUT` bounds unacknowledged data as long; Nagle is off
+/// (set on the listening socket, which accepted ones inherit on Linux).
 #[cfg(target_os = "linux")]
 #[test]
 fn accepted_connections_get_the_keepalive_asked_for() {
@@ -518,6 +519,7 @@ fn accepted_connections_get_the_keepalive_asked_for() {
         panic!("a TCP stream")
     };
     let socket = socket2::SockRef::from(tcp);
+    assert!(socket.tcp_nodelay().expect("TCP_NODELAY"));
     assert!(socket.keepalive().expect("SO_KEEPALIVE"));
     assert_eq!(socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"), idle);
     assert_eq!(
@@ -540,11 +542,9 @@ fn accepted_connections_get_the_keepalive_asked_for() {
     let iris_wire::Stream::Tcp(tcp) = &stream else {
         panic!("a TCP stream")
     };
-    assert!(
-        !socket2::SockRef::from(tcp)
-            .keepalive()
-            .expect("SO_KEEPALIVE")
-    );
+    let socket = socket2::SockRef::from(tcp);
+    assert!(!socket.keepalive().expect("SO_KEEPALIVE"));
+    assert!(socket.tcp_nodelay().expect("TCP_NODELAY"));
 }
 
 /// Both sides over a `UnixStream::pair()` the caller made, with the stream

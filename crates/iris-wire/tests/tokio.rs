@@ -210,8 +210,8 @@ fn async_wrong_keys_fail_on_both_sides() {
     });
 }
 
-/// Accepted TCP connections carry the keepalive asked for, as with the
-/// blocking listener.
+/// Accepted TCP connections carry the keepalive asked for, with Nagle off,
+/// as with the blocking listener.
 #[cfg(target_os = "linux")]
 #[test]
 fn async_accepted_connections_get_the_keepalive_asked_for() {
@@ -227,6 +227,7 @@ fn async_accepted_connections_get_the_keepalive_asked_for() {
             panic!("a TCP stream")
         };
         let socket = socket2::SockRef::from(tcp);
+        assert!(socket.tcp_nodelay().expect("TCP_NODELAY"));
         assert!(socket.keepalive().expect("SO_KEEPALIVE"));
         assert_eq!(
             socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
