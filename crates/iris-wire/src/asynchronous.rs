@@ -23,11 +23,11 @@ use tokio::net::UnixStream;
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::connection::{
-    SEALED_BULK_CHUNK, SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce,
+    Received, SEALED_BULK_CHUNK, SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce,
     record_io_error,
 };
 use crate::driver::{HandshakeDriver, Screen, no_screen};
-use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder};
+use crate::frame::{FLUSH_THRESHOLD, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
 use crate::listener::Socket;
 use crate::{Address, Error, Listener, Options};
@@ -171,11 +171,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
                 self.flush().await.map_err(|e| driver.read_error(e))?;
                 driver.prepare()?;
             }
-            let frame = self
+            let received = self
                 .next_frame("the peer's handshake")
                 .await
                 .map_err(|e| driver.read_error(e))?;
-            let payload = self.decoder.payload(&frame);
+            let payload = received.payload(&self.decoder, self.sealed.as_deref());
             if let Err(e) = driver.receive(payload, &mut self.encoder) {
                 let _ = self.flush().await;
                 return Err(e);
@@ -323,14 +323,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
     /// connection's buffer until the next call. [`Error::Closed`] when the
     /// peer closed the connection between frames.
     pub async fn recv_frame(&mut self) -> Result<&[u8], Error> {
-        let frame = self.next_frame("a message").await?;
-        Ok(self.decoder.payload(&frame))
+        let received = self.next_frame("a message").await?;
+        Ok(received.payload(&self.decoder, self.sealed.as_deref()))
     }
 
     /// Receives one frame as an owned vector, like CPython's `recv_bytes`.
     pub async fn recv_bytes(&mut self) -> Result<Vec<u8>, Error> {
-        let frame = self.next_frame("a message").await?;
-        Ok(self.decoder.take_payload(frame))
+        let received = self.next_frame("a message").await?;
+        Ok(received.into_payload(&mut self.decoder, self.sealed.as_deref()))
     }
 
     /// Receives one frame and decodes it with postcard; trailing bytes are
@@ -360,17 +360,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         }
     }
 
-    async fn next_frame(&mut self, waiting_for: &'static str) -> Result<Frame, Error> {
+    async fn next_frame(&mut self, waiting_for: &'static str) -> Result<Received, Error> {
         loop {
             if let Some(frame) = self.decoder.decode()? {
-                return Ok(frame);
+                return Ok(Received::Decoded(frame));
+            }
+            if let Some(sealed) = self.sealed.as_deref_mut() {
+                if let Some(payload) = sealed.take_frame_in_place(&self.decoder)? {
+                    return Ok(Received::InRecord(payload));
+                }
+                if sealed.open_into(&mut self.decoder)? {
+                    continue;
+                }
             }
             // A peer may be waiting for what we queued before it answers.
             self.flush().await?;
             if let Some(sealed) = self.sealed.as_deref_mut() {
-                if sealed.open_into(&mut self.decoder)? {
-                    continue;
-                }
                 if self.decoder.in_long_frame() {
                     sealed.opener.grow_for_bulk();
                 }

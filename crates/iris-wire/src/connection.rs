@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 #[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
-use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
+use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError, next_frame};
 use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
 use crate::seal::{MAX_RECORD_PLAINTEXT, RecordError, RecordOpener, RecordSealer, Session};
 use crate::stream::{Stream, Transport};
@@ -175,6 +176,49 @@ impl Sealed {
             || self.opener.has_whole_record()
     }
 
+    /// Makes opened plaintext available if it can: opens the next record
+    /// once the last one's plaintext is used up (bytes carried over from
+    /// the handshake first), skipping empty records. False when no whole
+    /// record is here.
+    fn open_more(&mut self) -> Result<bool, RecordError> {
+        loop {
+            if !self.opener.plaintext().is_empty() {
+                return Ok(true);
+            }
+            if !self.carried.is_empty() {
+                let n = self.opener.feed(&self.carried);
+                self.carried.drain(..n);
+            }
+            if !self.opener.open_next()? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Takes the next frame where it lies, without copying it, when the
+    /// decoder holds nothing and the frame is whole in the opened plaintext
+    /// (most frames of a stream of small messages): returns where its
+    /// payload is in the opener's buffer (see [`Received`]). `None` when
+    /// the plaintext starts with only part of a frame, or with a header
+    /// the decoder has to judge: [`open_into`](Sealed::open_into) then
+    /// moves it into the decoder.
+    pub(crate) fn take_frame_in_place(
+        &mut self,
+        decoder: &FrameDecoder,
+    ) -> Result<Option<Range<usize>>, RecordError> {
+        if decoder.has_buffered_bytes() || !self.open_more()? {
+            return Ok(None);
+        }
+        let Ok(Some((payload, used))) = next_frame(self.opener.plaintext(), decoder.max_frame())
+        else {
+            return Ok(None);
+        };
+        let start = self.opener.plaintext_start() + used - payload.len();
+        let payload = start..start + payload.len();
+        self.opener.consume(used);
+        Ok(Some(payload))
+    }
+
     /// Moves opened plaintext into `decoder` while it takes any; true if
     /// some moved. Opens records as their plaintext is used up, skipping
     /// empty ones.
@@ -186,17 +230,11 @@ impl Sealed {
     pub(crate) fn open_into(&mut self, decoder: &mut FrameDecoder) -> Result<bool, RecordError> {
         let mut moved = false;
         loop {
-            if self.opener.plaintext().is_empty() {
-                if !self.carried.is_empty() {
-                    let n = self.opener.feed(&self.carried);
-                    self.carried.drain(..n);
-                }
-                match self.opener.open_next() {
-                    Ok(true) => continue,
-                    Ok(false) => return Ok(moved),
-                    Err(_) if moved => return Ok(true),
-                    Err(error) => return Err(error),
-                }
+            match self.open_more() {
+                Ok(true) => {}
+                Ok(false) => return Ok(moved),
+                Err(_) if moved => return Ok(true),
+                Err(error) => return Err(error),
             }
             let n = decoder.feed(self.opener.plaintext());
             self.opener.consume(n);
@@ -214,6 +252,48 @@ impl Sealed {
             Ok(()) => end_of_stream_error(decoder),
             Err(truncated) => truncated.into(),
         }
+    }
+}
+
+/// Where a received frame's payload lies: in the frame decoder, or, in a
+/// sealed session, in place in the opener's buffer, in the record it
+/// arrived in (no copy). Valid until the connection is used again.
+pub(crate) enum Received {
+    Decoded(Frame),
+    InRecord(Range<usize>),
+}
+
+impl Received {
+    /// The payload, borrowed from where it lies.
+    pub(crate) fn payload<'a>(
+        &self,
+        decoder: &'a FrameDecoder,
+        sealed: Option<&'a Sealed>,
+    ) -> &'a [u8] {
+        match self {
+            Received::Decoded(frame) => decoder.payload(frame),
+            Received::InRecord(range) => in_record(sealed, range.clone()),
+        }
+    }
+
+    /// The payload, owned: a long frame's buffer is handed over rather
+    /// than copied.
+    pub(crate) fn into_payload(
+        self,
+        decoder: &mut FrameDecoder,
+        sealed: Option<&Sealed>,
+    ) -> Vec<u8> {
+        match self {
+            Received::Decoded(frame) => decoder.take_payload(frame),
+            Received::InRecord(range) => in_record(sealed, range).to_vec(),
+        }
+    }
+}
+
+fn in_record(sealed: Option<&Sealed>, range: Range<usize>) -> &[u8] {
+    match sealed {
+        Some(sealed) => sealed.opener.opened(range),
+        None => unreachable!("only a sealed session receives frames in place"),
     }
 }
 
@@ -391,10 +471,10 @@ impl<S: Transport> Connection<S> {
                 self.flush().map_err(|e| driver.read_error(e))?;
                 driver.prepare()?;
             }
-            let frame = self
+            let received = self
                 .next_frame("the peer's handshake")
                 .map_err(|e| driver.read_error(e))?;
-            let payload = self.decoder.payload(&frame);
+            let payload = received.payload(&self.decoder, self.sealed.as_deref());
             if let Err(e) = driver.receive(payload, &mut self.encoder) {
                 // Tell the peer why it is being dropped, if it still listens.
                 let _ = self.flush();
@@ -582,14 +662,14 @@ impl<S: Transport> Connection<S> {
     /// Returns [`Error::Closed`] when the peer closed the connection between
     /// frames, CPython's `EOFError`.
     pub fn recv_frame(&mut self) -> Result<&[u8], Error> {
-        let frame = self.next_frame("a message")?;
-        Ok(self.decoder.payload(&frame))
+        let received = self.next_frame("a message")?;
+        Ok(received.payload(&self.decoder, self.sealed.as_deref()))
     }
 
     /// Receives one frame as an owned vector, like CPython's `recv_bytes`.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>, Error> {
-        let frame = self.next_frame("a message")?;
-        Ok(self.decoder.take_payload(frame))
+        let received = self.next_frame("a message")?;
+        Ok(received.into_payload(&mut self.decoder, self.sealed.as_deref()))
     }
 
     /// Receives one frame and decodes it with postcard. The whole frame must
@@ -633,7 +713,7 @@ impl<S: Transport> Connection<S> {
                 stream(&mut self.stream)
                     .set_nonblocking(true)
                     .map_err(Error::Io)?;
-                let result = self.read_once(false);
+                let result = self.read_once();
                 stream(&mut self.stream)
                     .set_nonblocking(false)
                     .map_err(Error::Io)?;
@@ -643,7 +723,7 @@ impl<S: Transport> Connection<S> {
                 stream(&mut self.stream)
                     .set_read_timeout(timeout)
                     .map_err(Error::Io)?;
-                let result = self.read_once(false);
+                let result = self.read_once();
                 let read_timeout = self.read_timeout;
                 stream(&mut self.stream)
                     .set_read_timeout(read_timeout)
@@ -675,12 +755,20 @@ impl<S: Transport> Connection<S> {
     }
 
     /// The next whole frame, reading as needed.
-    fn next_frame(&mut self, waiting_for: &'static str) -> Result<Frame, Error> {
+    fn next_frame(&mut self, waiting_for: &'static str) -> Result<Received, Error> {
         loop {
             if let Some(frame) = self.decoder.decode()? {
-                return Ok(frame);
+                return Ok(Received::Decoded(frame));
             }
-            match self.read_once(true) {
+            if let Some(sealed) = self.sealed.as_deref_mut() {
+                if let Some(payload) = sealed.take_frame_in_place(&self.decoder)? {
+                    return Ok(Received::InRecord(payload));
+                }
+                if sealed.open_into(&mut self.decoder)? {
+                    continue;
+                }
+            }
+            match self.read_once() {
                 Ok(0) => {
                     return Err(match &self.sealed {
                         Some(sealed) => sealed.end_of_stream_error(&self.decoder),
@@ -693,58 +781,34 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// Reads once into the decoder, flushing first: a peer may be waiting
-    /// for what we queued before it answers. Returns 0 at end of stream. In
-    /// a sealed session, `until_plaintext` reads on until a record gives
-    /// the decoder plaintext (receives); without it, one read (`poll`,
-    /// whose timeout then bounds the wait).
-    fn read_once(&mut self, until_plaintext: bool) -> io::Result<usize> {
+    /// Reads once, flushing first: a peer may be waiting for what we queued
+    /// before it answers. Returns 0 at end of stream. The bytes go to the
+    /// decoder, or in a sealed session to the record opener.
+    fn read_once(&mut self) -> io::Result<usize> {
         if !self.encoder.is_empty() {
             self.write_pending()?;
         }
-        if self.sealed.is_some() {
-            return self.read_sealed(until_plaintext);
-        }
         loop {
-            self.arm_deadline(false)?;
-            match stream(&mut self.stream).read(self.decoder.buffer()) {
+            let buffer = match self.sealed.as_deref_mut() {
+                Some(sealed) => {
+                    if self.decoder.in_long_frame() {
+                        sealed.opener.grow_for_bulk();
+                    }
+                    sealed.opener.buffer()
+                }
+                None => {
+                    self.arm_deadline(false)?;
+                    self.decoder.buffer()
+                }
+            };
+            match stream(&mut self.stream).read(buffer) {
                 Ok(n) => {
-                    self.decoder.advance(n);
+                    match self.sealed.as_deref_mut() {
+                        Some(sealed) => sealed.opener.advance(n),
+                        None => self.decoder.advance(n),
+                    }
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// `read_once` of a sealed session: reads until a record gives the
-    /// decoder plaintext, or, unless `until_plaintext`, once. Returns 0 at
-    /// end of stream.
-    fn read_sealed(&mut self, until_plaintext: bool) -> io::Result<usize> {
-        let Some(sealed) = self.sealed.as_deref_mut() else {
-            unreachable!("only sealed sessions read records")
-        };
-        loop {
-            if sealed
-                .open_into(&mut self.decoder)
-                .map_err(record_io_error)?
-            {
-                return Ok(1);
-            }
-            if self.decoder.in_long_frame() {
-                sealed.opener.grow_for_bulk();
-            }
-            match stream(&mut self.stream).read(sealed.opener.buffer()) {
-                Ok(0) => return Ok(0),
-                Ok(n) if !until_plaintext => {
-                    sealed.opener.advance(n);
-                    sealed
-                        .open_into(&mut self.decoder)
-                        .map_err(record_io_error)?;
-                    return Ok(n);
-                }
-                Ok(n) => sealed.opener.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -817,6 +881,104 @@ impl<S: Transport + AsRawFd> AsRawFd for Connection<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seal::RECORDS_PER_KEY;
+
+    /// What a receive loop gets from `sealed`: each payload, and whether it
+    /// was taken in place; then the error that ended it, if any.
+    fn drain(
+        sealed: &mut Sealed,
+        decoder: &mut FrameDecoder,
+    ) -> (Vec<(Vec<u8>, bool)>, Option<RecordError>) {
+        let mut received = Vec::new();
+        loop {
+            if let Some(frame) = decoder.decode().expect("frames") {
+                received.push((decoder.payload(&frame).to_vec(), false));
+                continue;
+            }
+            match sealed.take_frame_in_place(decoder) {
+                Ok(Some(payload)) => {
+                    received.push((sealed.opener.opened(payload).to_vec(), true));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => return (received, Some(error)),
+            }
+            match sealed.open_into(decoder) {
+                Ok(true) => {}
+                Ok(false) => return (received, None),
+                Err(error) => return (received, Some(error)),
+            }
+        }
+    }
+
+    /// Frames whole in a record are taken where they lie; a frame cut by a
+    /// record boundary, or too long for one record, goes through the
+    /// decoder; the order holds across both, empty records are skipped,
+    /// and a tampered record ends it after every frame before it.
+    #[test]
+    fn frames_are_taken_in_place_when_whole_and_decoded_when_cut() {
+        let (ours, theirs) = ([1; 32], [2; 32]);
+        let mut sender = Session::new(ours, theirs, RECORDS_PER_KEY);
+        let receiver = Session::new(theirs, ours, RECORDS_PER_KEY);
+        let payloads: Vec<Vec<u8>> = [10, 100, 5000, 7, 300 << 10, 3]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![i as u8 + 1; len])
+            .collect();
+        let mut plaintext = FrameEncoder::new();
+        for payload in &payloads {
+            plaintext.push(payload);
+        }
+        let plaintext = plaintext.pending();
+        // Records end in the middle of the third frame, after the fourth,
+        // then (an empty record), inside the long fifth frame, after it,
+        // and after the sixth, which is alone in the last record.
+        let third_cut = 8 + 10 + 100 + 4 + 2500;
+        let fourth_end = 8 + 10 + 100 + 4 + 5000 + 4 + 7;
+        let mut cuts = vec![0, third_cut, fourth_end, fourth_end];
+        cuts.extend(
+            (1..=5)
+                .map(|i| fourth_end + i * 64_000)
+                .filter(|&c| c < plaintext.len() - 7),
+        );
+        cuts.push(plaintext.len() - 7);
+        cuts.push(plaintext.len());
+        let mut wire = Vec::new();
+        for pair in cuts.windows(2) {
+            sender
+                .sealer
+                .seal(&plaintext[pair[0]..pair[1]], &mut wire)
+                .expect("seal");
+        }
+        let mut tampered = Vec::new();
+        sender
+            .sealer
+            .seal(b"\0\0\0\x01x", &mut tampered)
+            .expect("seal");
+        tampered[6] ^= 1;
+        wire.extend_from_slice(&tampered);
+
+        let mut sealed = Sealed::new(receiver, Vec::new());
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let mut received = Vec::new();
+        let mut rest = &wire[..];
+        let error = loop {
+            let n = sealed.opener.feed(rest);
+            rest = &rest[n..];
+            let (more, error) = drain(&mut sealed, &mut decoder);
+            received.extend(more);
+            if error.is_some() || rest.is_empty() {
+                break error;
+            }
+        };
+        let (got, in_place): (Vec<Vec<u8>>, Vec<bool>) = received.into_iter().unzip();
+        assert_eq!(got, payloads);
+        assert_eq!(in_place, [true, true, false, false, false, true]);
+        assert!(
+            matches!(error, Some(RecordError::Tampered { .. })),
+            "{error:?}"
+        );
+    }
 
     #[test]
     fn debug_shows_no_payload_bytes() {

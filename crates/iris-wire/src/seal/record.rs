@@ -4,6 +4,7 @@
 //! bytes.
 
 use std::fmt;
+use std::ops::Range;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -340,6 +341,18 @@ impl RecordOpener {
     /// The plaintext of the last record opened that is not consumed yet.
     pub fn plaintext(&self) -> &[u8] {
         &self.buf[self.plain..self.plain_end]
+    }
+
+    /// Where [`plaintext`](RecordOpener::plaintext) starts in the buffer,
+    /// for a caller that hands out parts of it by position.
+    pub(crate) fn plaintext_start(&self) -> usize {
+        self.plain
+    }
+
+    /// Bytes of the buffer by position: opened plaintext a caller consumed
+    /// but still reads, until the opener is next changed.
+    pub(crate) fn opened(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
     }
 
     /// Marks the first `n` bytes of [`plaintext`](RecordOpener::plaintext)
