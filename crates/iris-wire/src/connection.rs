@@ -12,7 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
-use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError, next_frame};
+use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
 use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
 use crate::seal::{MAX_RECORD_PLAINTEXT, RecordError, RecordOpener, RecordSealer, Session};
 use crate::stream::{Stream, Transport};
@@ -170,10 +170,9 @@ impl Sealed {
     /// Whether a frame may be waiting in what was read but not yet given to
     /// the frame decoder: plaintext, a whole record, or bytes carried over
     /// from the handshake.
+    #[inline]
     pub(crate) fn may_hold_a_frame(&self) -> bool {
-        !self.carried.is_empty()
-            || !self.opener.plaintext().is_empty()
-            || self.opener.has_whole_record()
+        self.opener.has_plaintext() || !self.carried.is_empty() || self.opener.has_whole_record()
     }
 
     /// Makes opened plaintext available if it can: opens the next record
@@ -182,7 +181,7 @@ impl Sealed {
     /// record is here.
     fn open_more(&mut self) -> Result<bool, RecordError> {
         loop {
-            if !self.opener.plaintext().is_empty() {
+            if self.opener.has_plaintext() {
                 return Ok(true);
             }
             if !self.carried.is_empty() {
@@ -202,21 +201,15 @@ impl Sealed {
     /// the plaintext starts with only part of a frame, or with a header
     /// the decoder has to judge: [`open_into`](Sealed::open_into) then
     /// moves it into the decoder.
+    #[inline]
     pub(crate) fn take_frame_in_place(
         &mut self,
         decoder: &FrameDecoder,
     ) -> Result<Option<Range<usize>>, RecordError> {
-        if decoder.has_buffered_bytes() || !self.open_more()? {
+        if decoder.has_buffered_bytes() || (!self.opener.has_plaintext() && !self.open_more()?) {
             return Ok(None);
         }
-        let Ok(Some((payload, used))) = next_frame(self.opener.plaintext(), decoder.max_frame())
-        else {
-            return Ok(None);
-        };
-        let start = self.opener.plaintext_start() + used - payload.len();
-        let payload = start..start + payload.len();
-        self.opener.consume(used);
-        Ok(Some(payload))
+        Ok(self.opener.take_frame(decoder.max_frame()))
     }
 
     /// Moves opened plaintext into `decoder` while it takes any; true if
@@ -265,6 +258,7 @@ pub(crate) enum Received {
 
 impl Received {
     /// The payload, borrowed from where it lies.
+    #[inline]
     pub(crate) fn payload<'a>(
         &self,
         decoder: &'a FrameDecoder,
@@ -290,6 +284,7 @@ impl Received {
     }
 }
 
+#[inline]
 fn in_record(sealed: Option<&Sealed>, range: Range<usize>) -> &[u8] {
     match sealed {
         Some(sealed) => sealed.opener.opened(range),
@@ -686,11 +681,11 @@ impl<S: Transport> Connection<S> {
     /// In a sealed session it is also true while opened or unopened records
     /// are buffered, which usually hold a frame.
     pub fn has_buffered_frame(&self) -> bool {
-        self.decoder.has_frame()
-            || self
-                .sealed
-                .as_ref()
-                .is_some_and(|sealed| sealed.may_hold_a_frame())
+        match &self.sealed {
+            // Sealed, frames are mostly taken in place, the decoder empty.
+            Some(sealed) => sealed.may_hold_a_frame() || self.decoder.has_frame(),
+            None => self.decoder.has_frame(),
+        }
     }
 
     /// Whether a frame can be received without waiting longer than
@@ -754,30 +749,38 @@ impl<S: Transport> Connection<S> {
         }
     }
 
-    /// The next whole frame, reading as needed.
+    /// The next whole frame, reading as needed. In a sealed session, a
+    /// frame whole in the opened plaintext is taken where it lies (the
+    /// decoder, empty then, has the others).
     fn next_frame(&mut self, waiting_for: &'static str) -> Result<Received, Error> {
         loop {
+            if let Some(sealed) = self.sealed.as_deref_mut()
+                && let Some(payload) = sealed.take_frame_in_place(&self.decoder)?
+            {
+                return Ok(Received::InRecord(payload));
+            }
             if let Some(frame) = self.decoder.decode()? {
                 return Ok(Received::Decoded(frame));
             }
-            if let Some(sealed) = self.sealed.as_deref_mut() {
-                if let Some(payload) = sealed.take_frame_in_place(&self.decoder)? {
-                    return Ok(Received::InRecord(payload));
-                }
-                if sealed.open_into(&mut self.decoder)? {
-                    continue;
-                }
+            if let Some(sealed) = self.sealed.as_deref_mut()
+                && sealed.open_into(&mut self.decoder)?
+            {
+                continue;
             }
-            match self.read_once() {
-                Ok(0) => {
-                    return Err(match &self.sealed {
-                        Some(sealed) => sealed.end_of_stream_error(&self.decoder),
-                        None => end_of_stream_error(&self.decoder),
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => return Err(Error::from_io(e, waiting_for)),
-            }
+            self.read_more(waiting_for)?;
+        }
+    }
+
+    /// Reads once for `next_frame`; the end of the stream is an error that
+    /// says where it fell.
+    fn read_more(&mut self, waiting_for: &'static str) -> Result<(), Error> {
+        match self.read_once() {
+            Ok(0) => Err(match &self.sealed {
+                Some(sealed) => sealed.end_of_stream_error(&self.decoder),
+                None => end_of_stream_error(&self.decoder),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::from_io(e, waiting_for)),
         }
     }
 

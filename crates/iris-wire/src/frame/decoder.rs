@@ -261,6 +261,7 @@ impl FrameDecoder {
     }
 
     /// Whether any received byte is not yet part of a decoded frame.
+    #[inline]
     pub fn has_buffered_bytes(&self) -> bool {
         match self.state {
             State::Long { .. } => true,

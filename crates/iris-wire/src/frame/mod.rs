@@ -186,6 +186,7 @@ pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Option<DecodedHeade
 ///
 /// Returns the payload and how many bytes of `buf` the frame took, or
 /// `Ok(None)` when `buf` does not hold a whole frame yet.
+#[inline]
 pub fn next_frame(buf: &[u8], max_payload: u64) -> Result<Option<(&[u8], usize)>, FrameError> {
     let Some(header) = decode_header(buf, max_payload)? else {
         return Ok(None);

@@ -9,6 +9,7 @@ use std::ops::Range;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use super::schedule::{IV_LEN, Secret, key_and_iv, next_secret};
+use crate::frame::next_frame;
 use crate::handshake::FAILURE;
 
 /// The most plaintext one record holds.
@@ -287,7 +288,35 @@ impl RecordOpener {
             // gets no more room than the record being received needs.
             self.buf.resize(self.end + MAX_RECORD_LEN, 0);
         }
-        &mut self.buf[self.end..]
+        let limit = self.read_limit();
+        &mut self.buf[self.end..limit]
+    }
+
+    /// How far a read may fill the buffer: to the end of the record being
+    /// received, or, with none begun, one longest record on. Records then
+    /// rarely straddle the buffer's end, which would cost moving the
+    /// straddling part to the front; a stream of full records is read a
+    /// record at a time and never moved. In a buffer grown for bulk, the
+    /// whole buffer: there, reads of a MiB matter more.
+    fn read_limit(&self) -> usize {
+        if self.buf.len() > OPENER_BUFFER_LEN {
+            return self.buf.len();
+        }
+        let limit = match self.buf[self.start..self.end].first_chunk::<RECORD_HEADER_LEN>() {
+            Some(header) => {
+                let len = (u32::from_be_bytes(*header) as usize).min(MAX_RECORD_LEN);
+                let record_end = self.start + RECORD_HEADER_LEN + len;
+                // A whole record is here only for a caller that reads on
+                // without opening.
+                if record_end > self.end {
+                    record_end
+                } else {
+                    self.buf.len()
+                }
+            }
+            None => self.start + MAX_RECORD_LEN,
+        };
+        limit.min(self.buf.len())
     }
 
     /// Lets reads bring up to a MiB at a time: for a long frame, which
@@ -339,24 +368,44 @@ impl RecordOpener {
     }
 
     /// The plaintext of the last record opened that is not consumed yet.
+    #[inline]
     pub fn plaintext(&self) -> &[u8] {
         &self.buf[self.plain..self.plain_end]
     }
 
-    /// Where [`plaintext`](RecordOpener::plaintext) starts in the buffer,
-    /// for a caller that hands out parts of it by position.
-    pub(crate) fn plaintext_start(&self) -> usize {
-        self.plain
+    /// Whether opened plaintext waits to be consumed.
+    #[inline]
+    pub(crate) fn has_plaintext(&self) -> bool {
+        self.plain < self.plain_end
+    }
+
+    /// Consumes the frame the plaintext starts with, if it is whole there
+    /// and within `max_frame`, and returns where its payload is in the
+    /// buffer (see [`opened`](RecordOpener::opened)). `None` otherwise,
+    /// consuming nothing: a frame that goes on in the next record, or a
+    /// header for the frame decoder to judge.
+    #[inline]
+    pub(crate) fn take_frame(&mut self, max_frame: u64) -> Option<Range<usize>> {
+        let plaintext = &self.buf[self.plain..self.plain_end];
+        let Ok(Some((payload, used))) = next_frame(plaintext, max_frame) else {
+            return None;
+        };
+        let start = self.plain + used - payload.len();
+        let payload = start..start + payload.len();
+        self.plain += used;
+        Some(payload)
     }
 
     /// Bytes of the buffer by position: opened plaintext a caller consumed
     /// but still reads, until the opener is next changed.
+    #[inline]
     pub(crate) fn opened(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]
     }
 
     /// Marks the first `n` bytes of [`plaintext`](RecordOpener::plaintext)
     /// as taken.
+    #[inline]
     pub fn consume(&mut self, n: usize) {
         self.plain = (self.plain + n).min(self.plain_end);
     }
