@@ -350,10 +350,13 @@ impl Server {
             self.shared.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::error!("connection {id} refused: {why}");
         };
-        let incoming = match self.listener.start_handshake(stream, peer) {
+        let mut incoming = match self.listener.start_handshake(stream, peer) {
             Ok(incoming) => incoming,
             Err(e) => return give_up(e.to_string()),
         };
+        // While no one else waits to be accepted, this thread answers the
+        // client itself: no thread wake-up between its bytes and our answer.
+        self.listener.advance_while_idle(&mut incoming);
         let server = self.session_context();
         if let Err(e) = self.workers.run(move || server.run(incoming, id)) {
             give_up(format!("cannot start a thread for it: {e}"));

@@ -72,6 +72,7 @@ impl Client {
         };
         Connection::new(stream, Some(parsed), options)
             .with_write_timeout_armed(armed_write)
+            .holding_last_flight()
             .run_authentication(handshake, deadline, timeout, refuse_reflected_challenges)
     }
 }

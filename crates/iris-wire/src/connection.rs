@@ -82,6 +82,12 @@ pub struct Connection<S: Transport = Stream> {
     peer_is_iris_listener: bool,
     /// The record layer of a sealed session.
     sealed: Option<Box<Sealed>>,
+    /// Whether a sealed handshake's last flight may wait for the first
+    /// message, to leave with it (set by [`Client`](crate::Client)).
+    hold_last_flight: bool,
+    /// Whether the stream holds back bytes written ahead
+    /// ([`Transport::write_ahead`]) that nothing has sent yet.
+    held: bool,
 }
 
 /// The record layer of a sealed session, as both adapters hold it.
@@ -404,7 +410,20 @@ impl<S: Transport> Connection<S> {
             peer,
             peer_is_iris_listener: false,
             sealed: None,
+            hold_last_flight: false,
+            held: false,
         }
+    }
+
+    /// Lets a sealed handshake's last flight wait, written ahead, for the
+    /// first message or the first wait for the peer, and leave with it: a
+    /// client's first message then costs one write and one packet fewer.
+    /// The listener cannot reply before that flight, so every wait for it
+    /// sends it first, as do `flush`, `close` and dropping; otherwise the
+    /// transport sends it by itself within about 200 ms.
+    pub(crate) fn holding_last_flight(mut self) -> Self {
+        self.hold_last_flight = true;
+        self
     }
 
     /// Records that the stream's write timeout is already `armed` for the
@@ -477,11 +496,35 @@ impl<S: Transport> Connection<S> {
             }
         }
         self.peer_is_iris_listener = driver.peer_is_iris_listener();
-        // The last verdict goes out now: a CPython listener's accept() waits
-        // for it before the application can do anything.
-        self.flush()?;
-        if let Some(session) = driver.take_session() {
+        let session = driver.take_session();
+        if session.is_some() && self.hold_last_flight {
+            self.write_ahead()?;
+        } else {
+            // The last verdict goes out now: a CPython listener's accept()
+            // waits for it before the application can do anything.
+            self.flush()?;
+        }
+        if let Some(session) = session {
             self.sealed = Some(Sealed::new(session, self.decoder.take_buffered()));
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued ahead of what follows (see
+    /// [`holding_last_flight`](Connection::holding_last_flight)).
+    fn write_ahead(&mut self) -> Result<(), Error> {
+        let result = self
+            .arm_deadline(true)
+            .and_then(|()| stream(&mut self.stream).write_ahead(self.encoder.pending()));
+        self.encoder.consume(usize::MAX);
+        self.held = result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))?;
+        Ok(())
+    }
+
+    /// Sends what the stream holds back, if anything.
+    fn release_held(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.held) {
+            stream(&mut self.stream).release()?;
         }
         Ok(())
     }
@@ -620,11 +663,12 @@ impl<S: Transport> Connection<S> {
             .sealed
             .as_ref()
             .is_some_and(|sealed| !sealed.unwritten().is_empty());
-        if self.encoder.is_empty() && !unwritten {
-            return Ok(());
-        }
-        self.write_pending()
-            .map_err(|e| Error::from_io(e, "the peer to read what we sent"))
+        let result = if self.encoder.is_empty() && !unwritten {
+            self.release_held()
+        } else {
+            self.write_pending()
+        };
+        result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))
     }
 
     /// Writes the queued bytes; they are dropped either way, as a failed
@@ -640,6 +684,8 @@ impl<S: Transport> Connection<S> {
             }
         });
         self.encoder.consume(usize::MAX);
+        // A write sends along whatever the stream held back.
+        self.held &= result.is_err();
         result
     }
 
@@ -742,6 +788,8 @@ impl<S: Transport> Connection<S> {
 
     /// Flushes and closes the connection, reporting any error.
     pub fn close(mut self) -> Result<(), Error> {
+        // The shutdown sends what the stream holds back.
+        self.held = false;
         self.flush()?;
         match stream(&mut self.stream).shutdown() {
             Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(Error::Io(e)),
@@ -790,6 +838,8 @@ impl<S: Transport> Connection<S> {
     fn read_once(&mut self) -> io::Result<usize> {
         if !self.encoder.is_empty() {
             self.write_pending()?;
+        } else {
+            self.release_held()?;
         }
         loop {
             let buffer = match self.sealed.as_deref_mut() {
@@ -820,16 +870,19 @@ impl<S: Transport> Connection<S> {
 }
 
 impl Connection<Stream> {
-    /// The first frame of a just-accepted connection, if it came with the
-    /// connection (a fast-open client's challenge usually rides on the last
-    /// packet of TCP's handshake): reads once without waiting. Whatever is
-    /// not a whole frame stays buffered for the handshake, which also meets
-    /// again any error of this read.
-    pub(crate) fn take_early_frame(&mut self) -> Option<Vec<u8>> {
-        let n = stream(&mut self.stream)
-            .read_if_ready(self.decoder.buffer())
-            .ok()?;
+    /// Reads what the peer has sent so far into the decoder, without
+    /// waiting: for the listener's handshake steps on the accepting thread.
+    /// `Ok(0)` at the end of the stream.
+    pub(crate) fn read_without_waiting(&mut self) -> io::Result<usize> {
+        let n = stream(&mut self.stream).read_if_ready(self.decoder.buffer())?;
         self.decoder.advance(n);
+        Ok(n)
+    }
+
+    /// The next whole handshake frame already buffered, if any. Anything
+    /// else (part of a frame, a header too long for a handshake frame)
+    /// stays buffered for the handshake proper, which reports it.
+    pub(crate) fn buffered_handshake_frame(&mut self) -> Option<Vec<u8>> {
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);
         let frame = self.decoder.decode();
@@ -844,6 +897,8 @@ impl<S: Transport> Drop for Connection<S> {
         // Last resort, so that queued messages are not silently lost; `close`
         // reports errors that cannot be reported here.
         if self.stream.is_some() {
+            // Closing the stream sends what it holds back.
+            self.held = false;
             let _ = self.flush();
         }
     }
@@ -885,6 +940,123 @@ impl<S: Transport + AsRawFd> AsRawFd for Connection<S> {
 mod tests {
     use super::*;
     use crate::seal::RECORDS_PER_KEY;
+
+    /// A stream that counts what is written ahead and released.
+    #[cfg(unix)]
+    struct Counting {
+        inner: std::os::unix::net::UnixStream,
+        ahead: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        released: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[cfg(unix)]
+    impl io::Read for Counting {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.inner.read(buf)
+        }
+    }
+
+    #[cfg(unix)]
+    impl io::Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[cfg(unix)]
+    impl Transport for Counting {
+        fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_read_timeout(timeout)
+        }
+        fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_write_timeout(timeout)
+        }
+        fn write_ahead(&mut self, bytes: &[u8]) -> io::Result<bool> {
+            use std::io::Write;
+            self.ahead.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write_all(bytes).map(|()| true)
+        }
+        fn release(&mut self) -> io::Result<()> {
+            self.released
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// A sealed client's last flight is written ahead; the first wait for
+    /// the peer releases it, a send carries it instead, and so do a close
+    /// and a drop (both end the stream). An unsealed handshake's last
+    /// flight is written at once.
+    #[cfg(unix)]
+    #[test]
+    fn the_last_flight_is_released_by_a_wait_and_carried_by_a_write() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        #[derive(Clone, Copy, Debug)]
+        enum First {
+            Receive,
+            Send,
+            Close,
+        }
+        let key = crate::handshake::AuthKey::new(b"held flight").expect("key");
+        for (sealing, first, ahead, released) in [
+            (crate::Sealing::Prefer, First::Receive, 1, 1),
+            (crate::Sealing::Require, First::Receive, 1, 1),
+            (crate::Sealing::Prefer, First::Send, 1, 0),
+            (crate::Sealing::Prefer, First::Close, 1, 0),
+            (crate::Sealing::Off, First::Receive, 0, 0),
+        ] {
+            let case = format!("{sealing:?}, {first:?}");
+            let options = Options::new().with_sealing(sealing);
+            let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let server_key = key.clone();
+            let server_options = options.clone();
+            let server = std::thread::spawn(move || -> Result<(), Error> {
+                let mut connection =
+                    Connection::authenticate(a, Role::Listener, &server_key, &server_options)?;
+                // A client that closes at once may be gone before this.
+                let _ = connection.send_bytes(b"hello");
+                let _ = connection.flush();
+                // Until the client is done, whatever it did first.
+                while connection.recv_bytes().is_ok() {}
+                Ok(())
+            });
+            let (counted_ahead, counted_released) =
+                (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let stream = Counting {
+                inner: b,
+                ahead: Arc::clone(&counted_ahead),
+                released: Arc::clone(&counted_released),
+            };
+            let handshake = Handshake::with_options(Role::Client, &key, [5; NONCE_LEN], &options)
+                .expect("start");
+            let mut client = Connection::new(stream, None, &options)
+                .holding_last_flight()
+                .run_authentication(handshake, None, None, no_screen)
+                .expect(&case);
+            match first {
+                First::Receive => {
+                    assert_eq!(client.recv_bytes().expect(&case), b"hello", "{case}");
+                    client.send_bytes(b"bye").expect(&case);
+                    client.close().expect(&case);
+                }
+                First::Send => {
+                    client.send_bytes(b"bye").expect(&case);
+                    client.flush().expect(&case);
+                    assert_eq!(client.recv_bytes().expect(&case), b"hello", "{case}");
+                    client.close().expect(&case);
+                }
+                First::Close => client.close().expect(&case),
+            }
+            server.join().expect("server thread").expect(&case);
+            assert_eq!(counted_ahead.load(SeqCst), ahead, "written ahead: {case}");
+            assert_eq!(counted_released.load(SeqCst), released, "released: {case}");
+        }
+    }
 
     /// What a receive loop gets from `sealed`: each payload, and whether it
     /// was taken in place; then the error that ended it, if any.

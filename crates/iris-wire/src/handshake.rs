@@ -410,6 +410,13 @@ impl Handshake {
         self.state == State::Done
     }
 
+    /// Whether the peer will wait for what we send in answer to its next
+    /// frame: false once only its verdict on our answer (its welcome,
+    /// sealed or not) is still to come, and once the handshake is over.
+    pub(crate) fn peer_waits_for_our_answers(&self) -> bool {
+        matches!(self.state, State::AwaitResponse | State::AwaitChallenge)
+    }
+
     /// Whether the completed handshake set up a sealed session.
     pub fn is_sealed(&self) -> bool {
         self.sealed

@@ -197,47 +197,72 @@ impl Listener {
         let nonce = fresh_nonce(&self.rng)?;
         let timeout = self.options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut connection = Connection::new(stream, Some(peer.clone()), &self.options);
-        let mut handshake =
-            Handshake::with_options(Role::Listener, &self.key, nonce, &self.options)?;
-        // The challenge leaves now, from the accepting thread, so that the
-        // client's first round trip overlaps whatever the caller does before
-        // `authenticate` (such as starting a thread). A few dozen bytes into
-        // a fresh socket's empty send buffer cannot block. A failed write
-        // surfaces in `authenticate`, as the peer having gone.
-        let mut outgoing = handshake.take_outgoing();
-        let mut refused = None;
-        let fast_open_possible = self.options.sealing() != Sealing::Off;
-        // A fast-open client's challenge usually came with the connection:
-        // our answer then leaves with our challenge, in one packet.
-        let early = fast_open_possible
-            .then(|| answer_early_frame(&mut connection, &mut handshake, &mut outgoing))
-            .flatten();
-        let _ = connection.write_now(&outgoing);
-        match early {
-            Some(Err(reason)) => refused = Some(reason),
-            Some(Ok(())) => {}
-            // Or it arrives while ours is written: one more look, so that
-            // its answer does not wait for the caller's handoff to a worker.
-            None if fast_open_possible => {
-                let mut answer = Vec::new();
-                if let Some(result) =
-                    answer_early_frame(&mut connection, &mut handshake, &mut answer)
-                {
-                    let _ = connection.write_now(&answer);
-                    refused = result.err();
-                }
-            }
-            None => {}
-        }
-        Ok(Incoming {
+        let connection = Connection::new(stream, Some(peer.clone()), &self.options);
+        let handshake = Handshake::with_options(Role::Listener, &self.key, nonce, &self.options)?;
+        let mut incoming = Incoming {
             connection,
             peer,
             handshake,
             deadline,
             timeout,
-            refused,
-        })
+            refused: None,
+        };
+        let mut outgoing = incoming.handshake.take_outgoing();
+        // A fast-open client's challenge usually came with the connection:
+        // our answer then leaves with our challenge, in one packet.
+        if self.options.sealing() != Sealing::Off
+            && matches!(incoming.connection.read_without_waiting(), Ok(1..))
+        {
+            incoming.answer_buffered_frames(&mut outgoing);
+        }
+        // The challenge leaves now, from the accepting thread, so that the
+        // client's first round trip overlaps whatever the caller does before
+        // `authenticate` (such as starting a thread). A few dozen bytes into
+        // a fresh socket's empty send buffer cannot block. A failed write
+        // surfaces in `authenticate`, as the peer having gone.
+        let _ = incoming.connection.write_now(&outgoing);
+        Ok(incoming)
+    }
+
+    /// Carries `incoming`'s handshake forward on this thread for as long as
+    /// no other client waits to be accepted: waits for the client's next
+    /// bytes and answers them at once ([`Incoming::advance`]), until the
+    /// client waits for nothing more from us (only its own verdict is
+    /// still to come) or another connection arrives, never past the
+    /// handshake deadline. Then hand `incoming` to whatever authenticates
+    /// it and go on accepting.
+    ///
+    /// A server that authenticates on worker threads calls it between
+    /// [`start_handshake`](Listener::start_handshake) and the handoff: a
+    /// client it is not busy for then waits for no thread to wake, such as
+    /// a fast-open client whose challenge arrived just after the accept.
+    #[cfg(unix)]
+    pub fn advance_while_idle(&self, incoming: &mut Incoming) {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+        while incoming.waits_for_client() && incoming.handshake.peer_waits_for_our_answers() {
+            let timeout = match incoming.time_left() {
+                Some(left) if left.is_zero() => return,
+                // Too long for a timespec: as good as no limit.
+                Some(left) => Timespec::try_from(left).ok(),
+                None => None,
+            };
+            let mut fds = [
+                PollFd::new(self, PollFlags::IN),
+                PollFd::new(&*incoming, PollFlags::IN),
+            ];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            // Another connection waits, or this one stays quiet.
+            if !fds[0].revents().is_empty() || fds[1].revents().is_empty() {
+                return;
+            }
+            if !incoming.advance() {
+                return;
+            }
+        }
     }
 }
 
@@ -288,22 +313,65 @@ impl Incoming {
         self.connection
             .run_authentication(self.handshake, self.deadline, self.timeout, no_screen)
     }
+
+    /// Does the handshake's work that needs no waiting: reads what the
+    /// client has sent so far, without blocking, and answers every whole
+    /// frame of it. Returns whether the handshake still waits for the
+    /// client; false once it is complete or has failed (then
+    /// [`authenticate`](Incoming::authenticate) returns at once) or the
+    /// client has gone.
+    ///
+    /// A server can call it whenever [`as_fd`](AsFd::as_fd) polls readable,
+    /// while it has nothing else to do, before handing the connection to
+    /// another thread: a client then waits for no thread to wake.
+    pub fn advance(&mut self) -> bool {
+        if !self.waits_for_client() {
+            return false;
+        }
+        match self.connection.read_without_waiting() {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+        let mut answer = Vec::new();
+        self.answer_buffered_frames(&mut answer);
+        if !answer.is_empty() && self.connection.write_now(&answer).is_err() {
+            return false;
+        }
+        self.waits_for_client()
+    }
+
+    /// How long the handshake may still take (`None`: no limit).
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    fn waits_for_client(&self) -> bool {
+        self.refused.is_none() && !self.handshake.is_complete()
+    }
+
+    /// Feeds the handshake every whole frame buffered, queueing its answers
+    /// (or the verdict of a refusal) in `outgoing`, until one is refused.
+    fn answer_buffered_frames(&mut self, outgoing: &mut Vec<u8>) {
+        while self.waits_for_client()
+            && let Some(frame) = self.connection.buffered_handshake_frame()
+        {
+            let result = self.handshake.receive(&frame);
+            outgoing.extend_from_slice(&self.handshake.take_outgoing());
+            self.refused = result.err();
+        }
+    }
 }
 
-/// Feeds the handshake the client's first frame if it is already here
-/// (without waiting), queueing the answer, or the verdict of a refusal, in
-/// `outgoing`. `None` if no whole frame is here. Only a fast-open client's
-/// challenge can come before our challenge has been read; any other first
-/// frame is refused as the handshake would refuse it later.
-fn answer_early_frame(
-    connection: &mut Connection,
-    handshake: &mut Handshake,
-    outgoing: &mut Vec<u8>,
-) -> Option<Result<(), AuthError>> {
-    let frame = connection.take_early_frame()?;
-    let result = handshake.receive(&frame);
-    outgoing.extend_from_slice(&handshake.take_outgoing());
-    Some(result)
+/// The connection's descriptor, to wait for the client's next bytes with
+/// `poll(2)` before [`Incoming::advance`].
+#[cfg(unix)]
+impl AsFd for Incoming {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.connection.as_fd()
+    }
 }
 
 /// Whether accepted TCP sockets take Nagle's setting and the keepalive

@@ -40,6 +40,22 @@ pub trait Transport: Read + Write {
     fn shutdown(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Writes all of `bytes`, which more will soon follow, letting the
+    /// transport hold them back to leave together with those: one packet
+    /// and one write fewer on the way to the peer. Returns whether they may
+    /// be held; [`release`](Transport::release) then sends them at once.
+    /// TCP on Linux holds them (`MSG_MORE`) until the next write, a
+    /// release, the end of the stream, or at most about 200 ms; the
+    /// default writes them at once.
+    fn write_ahead(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        self.write_all(bytes).map(|()| false)
+    }
+
+    /// Sends at once what [`write_ahead`](Transport::write_ahead) held.
+    fn release(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for TcpStream {
@@ -57,6 +73,26 @@ impl Transport for TcpStream {
 
     fn shutdown(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, Shutdown::Both)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn write_ahead(&mut self, mut bytes: &[u8]) -> io::Result<bool> {
+        use rustix::net::SendFlags;
+        while !bytes.is_empty() {
+            match rustix::net::send(&*self, bytes, SendFlags::MORE | SendFlags::NOSIGNAL) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn release(&mut self) -> io::Result<()> {
+        // Clearing TCP_CORK (off already) pushes what MSG_MORE held.
+        socket2::SockRef::from(&*self).set_tcp_cork(false)
     }
 }
 
@@ -118,6 +154,14 @@ impl Transport for Stream {
 
     fn shutdown(&mut self) -> io::Result<()> {
         forward!(self, s => Transport::shutdown(s))
+    }
+
+    fn write_ahead(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        forward!(self, s => Transport::write_ahead(s, bytes))
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        forward!(self, s => Transport::release(s))
     }
 }
 

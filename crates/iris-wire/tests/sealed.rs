@@ -343,3 +343,55 @@ fn frames_that_came_with_the_handshake_count_as_buffered() {
     listener.flush().expect("flush");
     client.join().expect("client").expect("client side");
 }
+
+/// A client's last handshake flight waits for its first message, to leave
+/// with it, but never for long: a client that sends nothing is still
+/// authenticated well within the listener's handshake deadline, and one
+/// that waits to receive first sends it before waiting, so the listener's
+/// message arrives. Fast open and pipelined alike.
+#[test]
+fn the_last_flight_leaves_without_a_message_to_carry_it() {
+    for sealing in [Sealing::Require, Sealing::Prefer] {
+        let listener_options = options(Sealing::Prefer)
+            .with_handshake_timeout(Some(std::time::Duration::from_secs(3)));
+        let bound = Listener::bind_with("127.0.0.1:0", KEY, listener_options).expect("bind");
+        let address = bound.local_addr().to_string();
+        let (authenticated, told) = std::sync::mpsc::channel();
+        let server = thread::spawn(move || -> Result<(), Error> {
+            let mut connection = bound.accept()?;
+            authenticated
+                .send(connection.is_sealed())
+                .expect("test thread");
+            connection.send_bytes(b"welcome first")?;
+            connection.flush()
+        });
+        let mut client = Client::connect_with(&address, KEY, &options(sealing)).expect("connect");
+        // Nothing sent: the listener authenticates the client all the same.
+        assert_eq!(told.recv(), Ok(true), "{sealing:?}");
+        assert_eq!(client.recv_bytes().expect("receive"), b"welcome first");
+        server.join().expect("server thread").expect("server");
+
+        // Receiving first: the wait sends the held flight.
+        let bound =
+            Listener::bind_with("127.0.0.1:0", KEY, options(Sealing::Prefer)).expect("bind");
+        let address = bound.local_addr().to_string();
+        let server = thread::spawn(move || -> Result<(), Error> {
+            let mut connection = bound.accept()?;
+            connection.send_bytes(b"after you")?;
+            let reply = connection.recv_bytes()?;
+            assert_eq!(reply, b"thanks");
+            Ok(())
+        });
+        let mut client = Client::connect_with(&address, KEY, &options(sealing)).expect("connect");
+        assert!(
+            client
+                .poll(Some(std::time::Duration::from_secs(3)))
+                .expect("poll"),
+            "{sealing:?}"
+        );
+        assert_eq!(client.recv_bytes().expect("receive"), b"after you");
+        client.send_bytes(b"thanks").expect("send");
+        client.close().expect("close");
+        server.join().expect("server thread").expect("server");
+    }
+}
