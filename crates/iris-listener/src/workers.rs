@@ -49,9 +49,14 @@ impl Workers {
 
     /// Runs `job` on a waiting thread, or on a new one if none waits.
     pub(crate) fn run(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        // Boxed before it goes anywhere: a session's job holds its
+        // connection's handshake (a few KiB), and a new thread that got it
+        // inline would copy it into several of its first stack frames,
+        // stack pages that stay resident for as long as the session lasts.
+        let job: Job = Box::new(job);
         let mut queue = self.queue();
         if queue.idle > queue.jobs.len() {
-            queue.jobs.push_back(Box::new(job));
+            queue.jobs.push_back(job);
             drop(queue);
             self.shared.1.notify_one();
             return Ok(());
@@ -61,7 +66,7 @@ impl Workers {
         thread::Builder::new()
             .name("session".into())
             .stack_size(self.stack_size)
-            .spawn(move || workers.work(Box::new(job)))
+            .spawn(move || workers.work(job))
             .map(drop)
     }
 

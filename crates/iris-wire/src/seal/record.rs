@@ -25,9 +25,15 @@ pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + MAX_RECORD_PLAINTEXT + TAG
 pub const RECORDS_PER_KEY: u64 = 1 << 22;
 /// Keys a direction may use before it must end the connection.
 const MAX_KEYS: u64 = 1 << 32;
-/// An opener's buffer: a whole record and some read-ahead, under the
-/// allocator's threshold for a mapping of its own (128 KiB in glibc), so
-/// that a connection's first read costs no system call.
+/// An opener's buffer starts this small, as the frame decoder's does: an
+/// idle session's records (a `Ping`) are a few dozen bytes, and a buffer
+/// of full size would keep pages resident in every idle sealed session
+/// (zeroing it touches them)…
+const FIRST_BUFFER_LEN: usize = 4 << 10;
+/// …and becomes this once a read fills it or a record does not fit: a
+/// whole record and some read-ahead, under the allocator's threshold for a
+/// mapping of its own (128 KiB in glibc), so that growing it costs no
+/// system call.
 const OPENER_BUFFER_LEN: usize = MAX_RECORD_LEN + (32 << 10);
 /// An opener's buffer while a long frame arrives (see
 /// [`RecordOpener::grow_for_bulk`]): reads of up to a MiB, as an unsealed
@@ -267,8 +273,10 @@ impl RecordOpener {
     /// read.
     pub fn buffer(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; OPENER_BUFFER_LEN];
+            self.buf = vec![0; FIRST_BUFFER_LEN];
         }
+        // The last read filled the buffer: the peer streams.
+        let filled = self.end == self.buf.len();
         let kept = if self.plain < self.plain_end {
             self.plain
         } else {
@@ -282,6 +290,9 @@ impl RecordOpener {
             self.plain_end = self.plain_end.saturating_sub(kept);
             self.start -= kept;
             self.end -= kept;
+        }
+        if filled || self.room_short() {
+            self.widen();
         }
         if self.room_short() && !self.has_whole_record() {
             // Only a caller that reads on without opening gets here; it
@@ -317,6 +328,13 @@ impl RecordOpener {
             None => self.start + MAX_RECORD_LEN,
         };
         limit.min(self.buf.len())
+    }
+
+    /// Grows a first, small buffer to the full one, once.
+    fn widen(&mut self) {
+        if self.buf.len() < OPENER_BUFFER_LEN {
+            self.buf.resize(OPENER_BUFFER_LEN, 0);
+        }
     }
 
     /// Lets reads bring up to a MiB at a time: for a long frame, which
@@ -360,6 +378,10 @@ impl RecordOpener {
     /// returns how many it took (at least a record's worth when the opener
     /// holds no plaintext).
     pub fn feed(&mut self, bytes: &[u8]) -> usize {
+        if bytes.len() > self.buffer().len() {
+            // Room for a whole record, as promised, even in a first buffer.
+            self.widen();
+        }
         let buffer = self.buffer();
         let n = buffer.len().min(bytes.len());
         buffer[..n].copy_from_slice(&bytes[..n]);
@@ -519,5 +541,88 @@ impl fmt::Debug for RecordOpener {
             .field("buffered", &(self.end - self.start))
             .field("plaintext", &(self.plain_end - self.plain))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (RecordSealer, RecordOpener) {
+        let secret = [7; 32];
+        (
+            RecordSealer::new(secret, RECORDS_PER_KEY),
+            RecordOpener::new(secret, RECORDS_PER_KEY),
+        )
+    }
+
+    /// Gives the opener `sealed` as a socket would, in reads of at most
+    /// `piece` bytes, and returns the plaintext it opened.
+    fn read(opener: &mut RecordOpener, mut sealed: &[u8], piece: usize) -> Vec<u8> {
+        let mut opened = Vec::new();
+        loop {
+            let plaintext = opener.plaintext();
+            if !plaintext.is_empty() {
+                opened.extend_from_slice(plaintext);
+                opener.consume(plaintext.len());
+            } else if !opener.open_next().expect("authentic records") {
+                if sealed.is_empty() {
+                    return opened;
+                }
+                let buffer = opener.buffer();
+                let n = buffer.len().min(sealed.len()).min(piece);
+                buffer[..n].copy_from_slice(&sealed[..n]);
+                opener.advance(n);
+                sealed = &sealed[n..];
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_sessions_short_records_keep_the_first_small_buffer() {
+        let (mut sealer, mut opener) = pair();
+        for ping in 0..100u8 {
+            let mut sealed = Vec::new();
+            sealer.seal(&[ping; 6], &mut sealed).expect("seal");
+            assert_eq!(read(&mut opener, &sealed, usize::MAX), [ping; 6]);
+        }
+        assert_eq!(opener.memory(), FIRST_BUFFER_LEN);
+    }
+
+    #[test]
+    fn a_stream_widens_the_buffer_and_arrives_whole() {
+        let stream: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for piece in [1, 1000, FIRST_BUFFER_LEN, 100_000] {
+            let (mut sealer, mut opener) = pair();
+            let mut sealed = Vec::new();
+            // Long records and short ones, as a client's writes make them.
+            for chunk in stream.chunks(70_000) {
+                let (long, short) = chunk.split_at(chunk.len() - 300);
+                sealer.seal(long, &mut sealed).expect("seal");
+                for flower in short.chunks(38) {
+                    sealer.seal(flower, &mut sealed).expect("seal");
+                }
+            }
+            assert_eq!(
+                read(&mut opener, &sealed, piece),
+                stream,
+                "reads of {piece}"
+            );
+            assert_eq!(opener.memory(), OPENER_BUFFER_LEN, "reads of {piece}");
+        }
+    }
+
+    #[test]
+    fn fed_bytes_find_room_for_a_whole_record_in_a_fresh_opener() {
+        let (mut sealer, mut opener) = pair();
+        let mut sealed = Vec::new();
+        sealer
+            .seal(&[5; 3 * FIRST_BUFFER_LEN], &mut sealed)
+            .expect("seal");
+        sealer.seal(b"next", &mut sealed).expect("seal");
+        let taken = opener.feed(&sealed);
+        assert!(taken > RECORD_HEADER_LEN + 3 * FIRST_BUFFER_LEN + TAG_LEN);
+        assert!(opener.open_next().expect("authentic"));
+        assert_eq!(opener.plaintext(), [5; 3 * FIRST_BUFFER_LEN]);
     }
 }
