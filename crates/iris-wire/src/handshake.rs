@@ -417,7 +417,13 @@ impl Handshake {
     /// frame: false once only its verdict on our answer (its welcome,
     /// sealed or not) is still to come, and once the handshake is over.
     pub(crate) fn peer_waits_for_our_answers(&self) -> bool {
-        matches!(self.state, State::AwaitResponse | State::AwaitChallenge)
+        match self.state {
+            State::AwaitChallenge => true,
+            // A fast-open client we answered waits for nothing more: its
+            // answer and its first record are its verdict.
+            State::AwaitResponse => !self.seal.as_deref().is_some_and(|seal| seal.fast_open),
+            _ => false,
+        }
     }
 
     /// Whether the completed handshake set up a sealed session.
