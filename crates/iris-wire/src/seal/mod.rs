@@ -11,8 +11,8 @@
 //!
 //! This module is sans I/O: [`RecordSealer`] and [`RecordOpener`] turn
 //! bytes into records and back, and the adapters
-//! ([`Connection`](crate::Connection),
-//! [`AsyncConnection`](crate::AsyncConnection)) drive them.
+//! ([`Connection`](crate::Connection), and `AsyncConnection` with the
+//! `tokio` feature) drive them.
 
 mod key_share;
 mod record;
