@@ -468,6 +468,9 @@ impl Handshake {
         let Some(seal) = self.seal.as_deref_mut() else {
             return Ok(());
         };
+        // The key schedule's first steps depend on the authkey alone: done
+        // once per key, and here rather than once the transcript is in.
+        self.key.sealing_salt();
         if let (None, Some(peer)) = (seal.shared, seal.peer_public) {
             seal.shared = Some(seal.share.agree(&peer)?);
         }
