@@ -24,10 +24,15 @@ impl hkdf::KeyType for Len {
     }
 }
 
+/// `secret` as the key of HKDF-Expand: its HMAC key schedule, computed once
+/// for all the labels expanded from it.
+fn prk(secret: &[u8]) -> hkdf::Prk {
+    hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, secret)
+}
+
 /// TLS 1.3's HKDF-Expand-Label (RFC 8446 §7.1) over SHA-256, with the
 /// label prefix `iris1 `, filling `out`.
-pub(crate) fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) {
-    let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, secret);
+fn expand_label(prk: &hkdf::Prk, label: &[u8], context: &[u8], out: &mut [u8]) {
     let length = (out.len() as u16).to_be_bytes();
     let label_len = [(LABEL_PREFIX.len() + label.len()) as u8];
     let context_len = [context.len() as u8];
@@ -45,9 +50,9 @@ pub(crate) fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mu
         .unwrap_or_else(|_| unreachable!("HKDF-SHA256 outputs up to 8160 bytes"));
 }
 
-fn expand_secret(secret: &[u8], label: &[u8], context: &[u8]) -> Secret {
+fn expand_secret(prk: &hkdf::Prk, label: &[u8], context: &[u8]) -> Secret {
     let mut out = [0; SECRET_LEN];
-    expand_label(secret, label, context, &mut out);
+    expand_label(prk, label, context, &mut out);
     out
 }
 
@@ -67,7 +72,7 @@ fn extract(salt: &[u8], ikm: &[u8]) -> Secret {
 pub(crate) fn derived_from_authkey(authkey: &[u8]) -> Secret {
     let early = extract(&[0; SECRET_LEN], authkey);
     let empty_hash = digest::digest(&digest::SHA256, b"");
-    expand_secret(&early, b"derived", empty_hash.as_ref())
+    expand_secret(&prk(&early), b"derived", empty_hash.as_ref())
 }
 
 /// The transcript hash `TH` over the four handshake messages, in the
@@ -108,7 +113,7 @@ pub(crate) fn traffic_secrets(
     shared: &Secret,
     transcript: &Secret,
 ) -> TrafficSecrets {
-    let master = extract(derived, shared);
+    let master = prk(&extract(derived, shared));
     TrafficSecrets {
         client: expand_secret(&master, b"c traffic", transcript),
         listener: expand_secret(&master, b"l traffic", transcript),
@@ -117,13 +122,14 @@ pub(crate) fn traffic_secrets(
 
 /// The AES-256-GCM key and IV of a direction's secret.
 pub(crate) fn key_and_iv(secret: &Secret) -> (Secret, [u8; IV_LEN]) {
-    let key = expand_secret(secret, b"key", b"");
+    let secret = prk(secret);
+    let key = expand_secret(&secret, b"key", b"");
     let mut iv = [0; IV_LEN];
-    expand_label(secret, b"iv", b"", &mut iv);
+    expand_label(&secret, b"iv", b"", &mut iv);
     (key, iv)
 }
 
 /// The secret that follows `secret` after a key update.
 pub(crate) fn next_secret(secret: &Secret) -> Secret {
-    expand_secret(secret, b"traffic upd", b"")
+    expand_secret(&prk(secret), b"traffic upd", b"")
 }
