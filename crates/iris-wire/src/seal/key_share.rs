@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::schedule::Secret;
 use crate::{AuthError, Error};
@@ -40,16 +41,30 @@ struct Inner {
     agreed: Mutex<HashMap<[u8; 32], Secret>>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The secrets agreed under a key that is replaced open its
+        // sessions: they go with it (the private key zeroes itself).
+        let agreed = self
+            .agreed
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for secret in agreed.values_mut() {
+            secret.zeroize();
+        }
+    }
+}
+
 static CURRENT: Mutex<Option<KeyShare>> = Mutex::new(None);
 
 impl KeyShare {
     /// A new key pair from the operating system's random generator.
     pub fn generate() -> Result<KeyShare, Error> {
-        let mut private = [0u8; 32];
+        let mut private = Zeroizing::new([0u8; 32]);
         SystemRandom::new()
-            .fill(&mut private)
+            .fill(&mut *private)
             .map_err(|_| Error::Io(std::io::Error::other("the system random generator failed")))?;
-        Ok(KeyShare::from_private_bytes(private))
+        Ok(KeyShare::from_private_bytes(*private))
     }
 
     /// The key pair of a known private key: for test vectors. A real
@@ -110,7 +125,9 @@ impl KeyShare {
             // Any one goes: a peer that comes back pays one agreement.
             let evicted = table.keys().next().copied();
             if let Some(evicted) = evicted {
-                table.remove(&evicted);
+                if let Some(mut secret) = table.remove(&evicted) {
+                    secret.zeroize();
+                }
             }
         }
         table.insert(*peer, secret);

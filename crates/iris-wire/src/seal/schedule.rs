@@ -3,6 +3,7 @@
 //! key (the authkey) and an X25519 secret as inputs.
 
 use ring::{digest, hkdf};
+use zeroize::Zeroize;
 
 /// Prefix of every label, so that no iris secret can equal a TLS one.
 const LABEL_PREFIX: &[u8] = b"iris1 ";
@@ -104,6 +105,14 @@ pub(crate) struct TrafficSecrets {
     pub(crate) client: Secret,
     /// Listener to client.
     pub(crate) listener: Secret,
+}
+
+impl Drop for TrafficSecrets {
+    fn drop(&mut self) {
+        // The session's directions keep their own copies, wiped with them.
+        self.client.zeroize();
+        self.listener.zeroize();
+    }
 }
 
 /// Derives the traffic secrets from `derived` (the authkey's), the X25519
