@@ -7,7 +7,6 @@ use std::fmt;
 use std::ops::Range;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use zeroize::Zeroize;
 
 use super::schedule::{IV_LEN, Secret, key_and_iv, next_secret};
 use crate::frame::next_frame;
@@ -110,11 +109,8 @@ impl std::error::Error for RecordError {}
 /// One direction's key, IV and record counter.
 struct Direction {
     secret: Secret,
-    /// Derived from `secret` at first use: a client's reading keys are
-    /// then made while its first message is in flight, not between the
-    /// listener's answer and its own last flight (see
-    /// [`RecordOpener::buffer`]).
-    keys: Option<Keys>,
+    key: LessSafeKey,
+    iv: [u8; IV_LEN],
     /// Records sealed or opened under the current key.
     seq: u64,
     /// Keys used before the current one.
@@ -122,51 +118,17 @@ struct Direction {
     records_per_key: u64,
 }
 
-struct Keys {
-    key: LessSafeKey,
-    iv: [u8; IV_LEN],
-}
-
-impl Keys {
-    fn of(secret: &Secret) -> Keys {
-        let (mut key, iv) = key_and_iv(secret);
-        let keys = Keys {
-            key: aes_key(&key),
-            iv,
-        };
-        key.zeroize();
-        keys
-    }
-}
-
-// Whoever reads this process's memory later finds no secret of a key or
-// session that has ended (ring's AES key schedule is not ours to wipe).
-impl Drop for Keys {
-    fn drop(&mut self) {
-        self.iv.zeroize();
-    }
-}
-
-impl Drop for Direction {
-    fn drop(&mut self) {
-        self.secret.zeroize();
-    }
-}
-
 impl Direction {
     fn new(secret: Secret, records_per_key: u64) -> Self {
+        let (key, iv) = key_and_iv(&secret);
         Direction {
             secret,
-            keys: None,
+            key: aes_key(&key),
+            iv,
             seq: 0,
             updates: 0,
             records_per_key,
         }
-    }
-
-    /// The current key, derived now if it was not yet.
-    fn keys(&mut self) -> &Keys {
-        self.keys.get_or_insert_with(|| Keys::of(&self.secret))
     }
 
     /// Which record comes next, counting across keys.
@@ -174,29 +136,27 @@ impl Direction {
         self.updates * self.records_per_key + self.seq
     }
 
-    /// The key and nonce of the next record, moving to the next key first
-    /// when the current one has sealed its share.
-    fn next_nonce(&mut self) -> Result<(&LessSafeKey, Nonce), RecordError> {
+    /// The nonce of the next record, moving to the next key first when the
+    /// current one has sealed its share.
+    fn next_nonce(&mut self) -> Result<Nonce, RecordError> {
         if self.seq == self.records_per_key {
             // Counting the first key as key 1, key `updates + 2` is next.
             if self.updates + 2 >= MAX_KEYS {
                 return Err(RecordError::Exhausted);
             }
-            let next = next_secret(&self.secret);
-            self.secret.zeroize();
-            self.secret = next;
-            self.keys = Some(Keys::of(&self.secret));
+            self.secret = next_secret(&self.secret);
+            let (key, iv) = key_and_iv(&self.secret);
+            self.key = aes_key(&key);
+            self.iv = iv;
             self.seq = 0;
             self.updates += 1;
         }
-        let seq = self.seq;
-        self.seq += 1;
-        let keys = self.keys();
-        let mut nonce = keys.iv;
-        for (byte, seq) in nonce[IV_LEN - 8..].iter_mut().zip(seq.to_be_bytes()) {
+        let mut nonce = self.iv;
+        for (byte, seq) in nonce[IV_LEN - 8..].iter_mut().zip(self.seq.to_be_bytes()) {
             *byte ^= seq;
         }
-        Ok((&keys.key, Nonce::assume_unique_for_key(nonce)))
+        self.seq += 1;
+        Ok(Nonce::assume_unique_for_key(nonce))
     }
 }
 
@@ -241,12 +201,14 @@ impl RecordSealer {
         out: &mut Vec<u8>,
     ) -> Result<(), RecordError> {
         debug_assert!(plaintext.len() <= MAX_RECORD_PLAINTEXT);
-        let (key, nonce) = self.direction.next_nonce()?;
+        let nonce = self.direction.next_nonce()?;
         let header = ((plaintext.len() + TAG_LEN) as u32).to_be_bytes();
         out.extend_from_slice(&header);
         let start = out.len();
         out.extend_from_slice(plaintext);
-        let tag = key
+        let tag = self
+            .direction
+            .key
             .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start..])
             .unwrap_or_else(|_| unreachable!("a record is far under AES-GCM's length limit"));
         out.extend_from_slice(tag.as_ref());
@@ -312,9 +274,6 @@ impl RecordOpener {
     pub fn buffer(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
             self.buf = vec![0; FIRST_BUFFER_LEN];
-            // The first read is about to wait for the peer: the keys that
-            // open its records are made now, while our bytes are in flight.
-            self.direction.keys();
         }
         // The last read filled the buffer: the peer streams.
         let filled = self.end == self.buf.len();
@@ -509,8 +468,10 @@ impl RecordOpener {
         let record = self.direction.record_index();
         let body = self.start + RECORD_HEADER_LEN;
         self.start = body + len;
-        let opened = self.direction.next_nonce().and_then(|(key, nonce)| {
-            key.open_in_place(nonce, Aad::from(header), &mut self.buf[body..body + len])
+        let opened = self.direction.next_nonce().and_then(|nonce| {
+            self.direction
+                .key
+                .open_in_place(nonce, Aad::from(header), &mut self.buf[body..body + len])
                 .map(|plaintext| plaintext.len())
                 .map_err(|_| RecordError::Tampered { record })
         });
@@ -540,8 +501,10 @@ impl RecordOpener {
             });
         }
         let header = (sealed.len() as u32).to_be_bytes();
-        let (key, nonce) = self.direction.next_nonce()?;
-        key.open_in_place(nonce, Aad::from(header), sealed)
+        let nonce = self.direction.next_nonce()?;
+        self.direction
+            .key
+            .open_in_place(nonce, Aad::from(header), sealed)
             .map(|plaintext| &*plaintext)
             .map_err(|_| RecordError::Tampered { record })
     }
@@ -613,27 +576,6 @@ mod tests {
                 sealed = &sealed[n..];
             }
         }
-    }
-
-    #[test]
-    fn the_opening_keys_are_made_before_the_first_read_waits() {
-        let (mut sealer, mut opener) = pair();
-        assert!(
-            opener.direction.keys.is_none(),
-            "no key before it is needed"
-        );
-        let room = opener.buffer().len();
-        assert!(room > 0);
-        assert!(
-            opener.direction.keys.is_some(),
-            "made before the first read"
-        );
-        let mut sealed = Vec::new();
-        sealer.seal(b"first", &mut sealed).expect("seal");
-        opener.buffer()[..sealed.len()].copy_from_slice(&sealed);
-        opener.advance(sealed.len());
-        assert!(opener.open_next().expect("opens"));
-        assert_eq!(opener.plaintext(), b"first");
     }
 
     #[test]
