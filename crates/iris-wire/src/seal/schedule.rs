@@ -109,7 +109,8 @@ pub(crate) struct TrafficSecrets {
 
 impl Drop for TrafficSecrets {
     fn drop(&mut self) {
-        // The session's directions keep their own copies, wiped with them.
+        // The session's record layer keeps its own copies, which it does
+        // not wipe yet (the README says why).
         self.client.zeroize();
         self.listener.zeroize();
     }
