@@ -91,6 +91,10 @@ struct Slots {
     /// listener exits without waiting for handshakes still under way.
     once_done: bool,
     stop_requested: Option<Instant>,
+    /// Threads waiting in [`Shared::wait_for_change`]. Usually none (the
+    /// accept loop waits only at the handshake limit, and the summary only
+    /// once stopping), and then a change costs no system call to announce.
+    watchers: usize,
 }
 
 /// State shared by the accept loop, the sessions and whoever stops us.
@@ -117,9 +121,41 @@ impl Shared {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Changes the slots and wakes whoever waits for a change.
     fn update(&self, change: impl FnOnce(&mut Slots)) {
-        change(&mut self.slots());
-        self.changed.notify_all();
+        let mut slots = self.slots();
+        change(&mut slots);
+        self.announce(slots);
+    }
+
+    /// Releases the slots after a change, waking whoever waits for one.
+    fn announce(&self, slots: MutexGuard<'_, Slots>) {
+        let watched = slots.watchers > 0;
+        drop(slots);
+        if watched {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Releases the slots until they change (or, with a `timeout`, at the
+    /// latest until it runs out), then holds them again.
+    fn wait_for_change<'a>(
+        &self,
+        mut slots: MutexGuard<'a, Slots>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, Slots> {
+        slots.watchers += 1;
+        let mut slots = match timeout {
+            None => self.changed.wait(slots).unwrap_or_else(|e| e.into_inner()),
+            Some(timeout) => {
+                self.changed
+                    .wait_timeout(slots, timeout)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        slots.watchers -= 1;
+        slots
     }
 
     /// Logs a failed handshake, within its budget.
@@ -288,11 +324,7 @@ impl Server {
                 slots = self.shared.slots();
                 continue;
             }
-            slots = self
-                .shared
-                .changed
-                .wait(slots)
-                .unwrap_or_else(|e| e.into_inner());
+            slots = self.shared.wait_for_change(slots, None);
         }
     }
 
@@ -379,13 +411,7 @@ impl Server {
                 break;
             }
             match slots.stop_requested {
-                None => {
-                    slots = self
-                        .shared
-                        .changed
-                        .wait(slots)
-                        .unwrap_or_else(|e| e.into_inner())
-                }
+                None => slots = self.shared.wait_for_change(slots, None),
                 Some(at) => {
                     let cutting = self.shared.cutting.load(Ordering::SeqCst);
                     let deadline = at
@@ -409,12 +435,7 @@ impl Server {
                         );
                         break;
                     }
-                    slots = self
-                        .shared
-                        .changed
-                        .wait_timeout(slots, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    slots = self.shared.wait_for_change(slots, Some(deadline - now));
                 }
             }
         }
@@ -496,8 +517,7 @@ impl SessionContext {
                     None
                 }
             };
-            drop(slots);
-            self.shared.changed.notify_all();
+            self.shared.announce(slots);
             refusal
         };
         match result {
