@@ -184,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         self.peer_is_iris_listener = driver.peer_is_iris_listener();
         self.flush().await?;
         if let Some(session) = driver.take_session() {
-            self.sealed = Some(Sealed::new(session, self.decoder.take_buffered()));
+            self.sealed = Some(Sealed::after_handshake(session, &mut self.decoder));
         }
         Ok(())
     }

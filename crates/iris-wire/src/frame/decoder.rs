@@ -361,6 +361,21 @@ impl FrameDecoder {
         buffered
     }
 
+    /// Frees the memory held for bytes to come, if no received byte is
+    /// waiting in it; the next [`buffer`](FrameDecoder::buffer) allocates
+    /// it again. For a decoder that may go unused for a long time, such as
+    /// a sealed session's, whose frames are mostly taken in place from the
+    /// opened records.
+    pub fn release_memory(&mut self) {
+        if !self.has_buffered_bytes() {
+            self.generation += 1;
+            self.buf = Box::default();
+            self.start = 0;
+            self.end = 0;
+            self.long = Vec::new();
+        }
+    }
+
     /// The memory the decoder holds for received bytes, in bytes.
     pub fn memory(&self) -> usize {
         self.buf.len() + self.long.capacity()
@@ -544,6 +559,28 @@ mod tests {
         let (frames, _) = decode_all(&mut decoder, &framed(&[b"small"]), 1 << 20);
         assert_eq!(frames, [b"small".to_vec()]);
         assert!(decoder.memory() <= MAX_BUFFER, "{}", decoder.memory());
+    }
+
+    #[test]
+    fn released_memory_comes_back_when_bytes_do() {
+        let mut decoder = FrameDecoder::new(1 << 20);
+        let half = framed(&[b"first"]);
+        decoder.feed(&half[..3]);
+        decoder.release_memory();
+        assert_eq!(decoder.memory(), INITIAL_BUFFER, "a partial header is kept");
+        decoder.feed(&half[3..]);
+        let frame = decoder.decode().expect("valid").expect("whole");
+        assert_eq!(decoder.payload(&frame), b"first");
+        assert!(decoder.decode().expect("valid").is_none());
+
+        decoder.release_memory();
+        assert_eq!(decoder.memory(), 0);
+        assert_eq!(decoder.end_of_stream(), Ok(()));
+        let bytes = framed(&[b"second", &[7; 10_000]]);
+        let (payloads, end) = decode_all(&mut decoder, &bytes, 1000);
+        assert_eq!(end, Ok(()));
+        assert_eq!(payloads, [b"second".to_vec(), vec![7; 10_000]]);
+        assert!(decoder.memory() >= INITIAL_BUFFER);
     }
 
     #[test]
