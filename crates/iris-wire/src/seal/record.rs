@@ -26,10 +26,10 @@ pub const RECORDS_PER_KEY: u64 = 1 << 22;
 /// Keys a direction may use before it must end the connection.
 const MAX_KEYS: u64 = 1 << 32;
 /// An opener's buffer starts this small, as the frame decoder's does: an
-/// idle session's records (a `Ping`) are a few dozen bytes, and a buffer
-/// of full size would keep pages resident in every idle sealed session
-/// (zeroing it touches them)…
-const FIRST_BUFFER_LEN: usize = 4 << 10;
+/// idle session's records (a `Ping`) are a few dozen bytes, and a larger
+/// buffer would keep memory resident in every idle sealed session (zeroing
+/// it touches it; 4 KiB here cost 3 KiB more per idle connection)…
+const FIRST_BUFFER_LEN: usize = 1 << 10;
 /// …and becomes this once a read fills it or a record does not fit: a
 /// whole record and some read-ahead, under the allocator's threshold for a
 /// mapping of its own (128 KiB in glibc), so that growing it costs no
@@ -39,8 +39,11 @@ const OPENER_BUFFER_LEN: usize = MAX_RECORD_LEN + (32 << 10);
 /// [`RecordOpener::grow_for_bulk`]): reads of up to a MiB, as an unsealed
 /// long frame is read.
 const BULK_BUFFER_LEN: usize = (1 << 20) + MAX_RECORD_LEN;
-/// Least free space worth a read.
-const MIN_READ: usize = 4 << 10;
+/// Least free space worth a read: half the first buffer, which then takes
+/// an idle session's small records one after the other without widening.
+/// A widened buffer has less only near its end, where the unread bytes are
+/// moved to the front.
+const MIN_READ: usize = 512;
 
 /// Why a record could not be sealed or opened. Any of these ends the
 /// connection: a sealed stream cannot resynchronise.
