@@ -589,3 +589,55 @@ impl SessionContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            slots: Mutex::new(Slots::default()),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            cutting: AtomicBool::new(false),
+            wake_address: Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            next_id: AtomicU64::new(1),
+            connections: AtomicU64::new(0),
+            sealed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            failed_handshakes: Mutex::new(LogBudget::new("test", LOG_WINDOW, LOG_BURST)),
+            refusals: Mutex::new(LogBudget::new("test", LOG_WINDOW, LOG_BURST)),
+        })
+    }
+
+    /// A change is announced only to waiters, and every waiter hears it:
+    /// one woken by the change, not by its timeout.
+    #[test]
+    fn a_thread_waiting_for_the_slots_wakes_when_they_change() {
+        const PATIENCE: Duration = Duration::from_secs(20);
+        let shared = shared();
+        let waiter = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || {
+                let started = Instant::now();
+                let mut slots = shared.slots();
+                while slots.sessions == 0 && started.elapsed() < PATIENCE {
+                    slots = shared.wait_for_change(slots, Some(PATIENCE));
+                }
+                (started.elapsed(), slots.sessions, slots.watchers)
+            })
+        };
+        while shared.slots().watchers == 0 {
+            thread::yield_now();
+        }
+        shared.update(|slots| slots.sessions = 1);
+        let (waited, sessions, watchers) = waiter.join().expect("waiter");
+        assert_eq!(sessions, 1);
+        assert_eq!(watchers, 0, "a waiter no longer counts once woken");
+        assert!(waited < PATIENCE, "woken by its timeout, not by the change");
+    }
+}

@@ -1070,6 +1070,47 @@ mod tests {
         }
     }
 
+    /// Once sealed, a connection's frame decoder holds no buffer (records
+    /// hold what arrives), and takes one again for a frame that spans
+    /// records.
+    #[cfg(unix)]
+    #[test]
+    fn a_sealed_connection_frees_its_frame_buffer_until_a_frame_spans_records() {
+        let key = crate::handshake::AuthKey::new(b"freed buffer").expect("key");
+        let options = Options::new();
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let server_key = key.clone();
+        let server_options = options.clone();
+        let server = std::thread::spawn(move || -> Result<(usize, Vec<u8>, usize), Error> {
+            let mut connection =
+                Connection::authenticate(a, Role::Listener, &server_key, &server_options)?;
+            let after_handshake = connection.decoder.memory();
+            let long = connection.recv_bytes()?;
+            Ok((after_handshake, long, connection.decoder.memory()))
+        });
+        let mut client = Connection::authenticate(b, Role::Client, &key, &options).expect("client");
+        assert!(client.is_sealed());
+        assert_eq!(
+            client.decoder.memory(),
+            0,
+            "the client's decoder after the handshake"
+        );
+        let long: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        client.send_bytes(&long).expect("send");
+        client.flush().expect("flush");
+        let (after_handshake, received, after_long) =
+            server.join().expect("server thread").expect("server");
+        assert_eq!(
+            after_handshake, 0,
+            "the listener's decoder after the handshake"
+        );
+        assert_eq!(received, long);
+        assert!(
+            after_long > 0,
+            "a frame over several records goes through the decoder"
+        );
+    }
+
     /// What a receive loop gets from `sealed`: each payload, and whether it
     /// was taken in place; then the error that ended it, if any.
     fn drain(
