@@ -34,11 +34,12 @@
 //! caller enables legacy MD5 explicitly.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use ring::hmac as ring_hmac;
+use subtle::ConstantTimeEq;
 
 use crate::Options;
 use crate::error::{AuthError, Error};
@@ -105,6 +106,13 @@ impl AuthKey {
         })
     }
 
+    /// The key made last from the same bytes, or a new one: what the key's
+    /// bytes turn into wherever an authkey is taken ([`ToAuthKey`]).
+    fn reusing(bytes: &[u8]) -> Result<Self, Error> {
+        static LAST: LastKey = LastKey::new();
+        LAST.get_or_make(bytes)
+    }
+
     fn sealing_salt(&self) -> &Secret {
         self.sealing_salt
             .get_or_init(|| derived_from_authkey(&self.raw))
@@ -117,8 +125,40 @@ impl AuthKey {
     }
 }
 
+/// The [`AuthKey`] this process made last from bytes.
+///
+/// A client that connects again and again with the same key's bytes (as
+/// `Client::connect(address, b"secret")` in a loop does) then computes the
+/// key's HMAC schedule and its sealing salt once, instead of on every
+/// connection's critical path. Only the last key is kept, until a key of
+/// other bytes replaces it; the caller holds the same bytes anyway.
+struct LastKey(Mutex<Option<AuthKey>>);
+
+impl LastKey {
+    const fn new() -> Self {
+        LastKey(Mutex::new(None))
+    }
+
+    fn get_or_make(&self, bytes: &[u8]) -> Result<AuthKey, Error> {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = last.as_ref()
+            && bool::from(key.raw.ct_eq(bytes))
+        {
+            return Ok(key.clone());
+        }
+        let key = AuthKey::new(bytes)?;
+        *last = Some(key.clone());
+        Ok(key)
+    }
+}
+
 /// What the functions that take an authkey accept: the key's bytes
 /// (`&[u8]`, `b"..."`, `Vec<u8>`) or an [`AuthKey`] made beforehand.
+///
+/// Bytes equal to those of the key this process made last from bytes reuse
+/// that key, with its precomputed HMAC schedule and sealing salt, so that
+/// connecting in a loop with the same bytes costs no more than passing an
+/// [`AuthKey`].
 pub trait ToAuthKey {
     /// The validated key (an empty one is refused).
     fn to_auth_key(&self) -> Result<AuthKey, Error>;
@@ -132,19 +172,19 @@ impl ToAuthKey for AuthKey {
 
 impl ToAuthKey for [u8] {
     fn to_auth_key(&self) -> Result<AuthKey, Error> {
-        AuthKey::new(self)
+        AuthKey::reusing(self)
     }
 }
 
 impl<const N: usize> ToAuthKey for [u8; N] {
     fn to_auth_key(&self) -> Result<AuthKey, Error> {
-        AuthKey::new(self)
+        AuthKey::reusing(self)
     }
 }
 
 impl ToAuthKey for Vec<u8> {
     fn to_auth_key(&self) -> Result<AuthKey, Error> {
-        AuthKey::new(self)
+        AuthKey::reusing(self)
     }
 }
 
@@ -1027,6 +1067,27 @@ mod tests {
             verify_response(&key(), &message, &response, false),
             Err(AuthError::LegacyMd5Disabled)
         );
+    }
+
+    #[test]
+    fn the_same_bytes_reuse_the_key_made_last_and_other_bytes_replace_it() {
+        let last = LastKey::new();
+        let first = last.get_or_make(b"one key").expect("key");
+        first.sealing_salt();
+        let again = last.get_or_make(b"one key").expect("key");
+        assert!(Arc::ptr_eq(&first.sealing_salt, &again.sealing_salt));
+        assert!(
+            again.sealing_salt.get().is_some(),
+            "the salt is computed once"
+        );
+
+        let other = last.get_or_make(b"one key!").expect("key");
+        assert_eq!(&other.raw[..], b"one key!");
+        assert!(!Arc::ptr_eq(&first.sealing_salt, &other.sealing_salt));
+        let back = last.get_or_make(b"one key").expect("key");
+        assert!(!Arc::ptr_eq(&first.sealing_salt, &back.sealing_salt));
+        assert_eq!(&back.raw[..], b"one key");
+        assert!(matches!(last.get_or_make(b""), Err(Error::EmptyAuthkey)));
     }
 
     #[test]
