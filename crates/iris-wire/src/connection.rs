@@ -77,6 +77,12 @@ pub struct Connection<S: Transport = Stream> {
     /// authenticating, so that they are set again only when the time left
     /// has shrunk below them (a fast handshake sets each once).
     armed: [Option<Duration>; 2],
+    /// After the handshake: whether the stream's read and write timeouts
+    /// still wait to be set to the configured ones. Each is set before the
+    /// first read or write that could wait on it, not when the handshake
+    /// ends: a client that connects, sends and closes makes two system
+    /// calls fewer on its way to sending.
+    stale_timeouts: [bool; 2],
     peer: Option<Address>,
     /// Whether the listener's challenge carried the iris mark (client side).
     peer_is_iris_listener: bool,
@@ -325,7 +331,7 @@ fn stream<S>(slot: &mut Option<S>) -> &mut S {
 
 /// How far past the handshake deadline a read or write may end: the price
 /// of setting the stream's timeouts once per handshake rather than before
-/// every read (see `Connection::arm_deadline`).
+/// every read (see `Connection::prepare_timeout`).
 const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 
 /// 40 random bytes from the operating system, for a challenge.
@@ -419,6 +425,7 @@ impl<S: Transport> Connection<S> {
             write_timeout: options.write_timeout(),
             deadline: None,
             armed: [None; 2],
+            stale_timeouts: [false; 2],
             peer,
             peer_is_iris_listener: false,
             sealed: None,
@@ -477,12 +484,16 @@ impl<S: Transport> Connection<S> {
             }
             Err(e) => return Err(e),
         }
-        let (read_timeout, write_timeout) = (self.read_timeout, self.write_timeout);
-        let stream = stream(&mut self.stream);
-        stream
-            .set_read_timeout(read_timeout)
-            .and_then(|()| stream.set_write_timeout(write_timeout))
-            .map_err(Error::Io)?;
+        // The handshake's timeouts stay on the stream until a read or write
+        // needs the configured ones (see `prepare_timeout`). A stream handed
+        // to `authenticate` may carry timeouts of its own: both are set.
+        let configured = [self.read_timeout, self.write_timeout];
+        let handed_in = self.peer.is_none();
+        for (direction, stale) in self.stale_timeouts.iter_mut().enumerate() {
+            *stale =
+                handed_in || self.armed[direction].is_some() || configured[direction].is_some();
+        }
+        self.armed = [None; 2];
         Ok(self)
     }
 
@@ -526,7 +537,7 @@ impl<S: Transport> Connection<S> {
     /// [`holding_last_flight`](Connection::holding_last_flight)).
     fn write_ahead(&mut self) -> Result<(), Error> {
         let result = self
-            .arm_deadline(true)
+            .prepare_timeout(true)
             .and_then(|()| stream(&mut self.stream).write_ahead(self.encoder.pending()));
         self.encoder.consume(usize::MAX);
         self.held = result.map_err(|e| Error::from_io(e, "the peer to read what we sent"))?;
@@ -541,22 +552,34 @@ impl<S: Transport> Connection<S> {
         Ok(())
     }
 
-    /// Before a read or write while authenticating: gives the stream only
-    /// the time left before the deadline, or fails if none is left.
+    /// Before a read or write: sets the stream's timeout for it as it must
+    /// be, or fails if the handshake has no time left.
     ///
-    /// A timeout already set is kept while it ends no later than
+    /// While authenticating, the stream gets only the time left before the
+    /// deadline. A timeout already set is kept while it ends no later than
     /// [`DEADLINE_SLACK`] past the deadline: each setting is a system call,
     /// and a handshake that goes at network speed then sets each timeout
-    /// once instead of before every read and write.
-    fn arm_deadline(&mut self, write: bool) -> io::Result<()> {
+    /// once instead of before every read and write. After the handshake,
+    /// the configured timeout replaces the handshake's, once.
+    fn prepare_timeout(&mut self, write: bool) -> io::Result<()> {
+        let direction = usize::from(write);
         let Some(deadline) = self.deadline else {
+            if self.stale_timeouts[direction] {
+                let stream = stream(&mut self.stream);
+                if write {
+                    stream.set_write_timeout(self.write_timeout)?;
+                } else {
+                    stream.set_read_timeout(self.read_timeout)?;
+                }
+                self.stale_timeouts[direction] = false;
+            }
             return Ok(());
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        let armed = &mut self.armed[usize::from(write)];
+        let armed = &mut self.armed[direction];
         if armed.is_some_and(|timeout| timeout <= left + DEADLINE_SLACK) {
             return Ok(());
         }
@@ -578,7 +601,12 @@ impl<S: Transport> Connection<S> {
     }
 
     /// The stream underneath. Reading or writing it directly would put the
-    /// framing out of step: use it for inspection and socket options.
+    /// framing out of step: use it for inspection and socket options. Set
+    /// timeouts with [`set_read_timeout`](Connection::set_read_timeout) and
+    /// [`set_write_timeout`](Connection::set_write_timeout): until the first
+    /// read or write after the handshake, the stream may still carry the
+    /// handshake's, which that read or write replaces with the configured
+    /// ones.
     pub fn get_ref(&self) -> &S {
         self.stream
             .as_ref()
@@ -594,6 +622,9 @@ impl<S: Transport> Connection<S> {
             return Err(RecordError::NoPlainStream.into());
         }
         self.flush()?;
+        self.prepare_timeout(false)
+            .and_then(|()| self.prepare_timeout(true))
+            .map_err(Error::Io)?;
         let unread = self.decoder.take_buffered();
         let stream = self
             .stream
@@ -623,6 +654,7 @@ impl<S: Transport> Connection<S> {
             .set_read_timeout(timeout)
             .map_err(Error::Io)?;
         self.read_timeout = timeout;
+        self.stale_timeouts[0] = false;
         Ok(())
     }
 
@@ -634,6 +666,7 @@ impl<S: Transport> Connection<S> {
             .set_write_timeout(timeout)
             .map_err(Error::Io)?;
         self.write_timeout = timeout;
+        self.stale_timeouts[1] = false;
         Ok(())
     }
 
@@ -649,6 +682,7 @@ impl<S: Transport> Connection<S> {
             // sealed from it a few records at a time.
             self.encoder.push_header(payload.len() as u64);
             self.flush()?;
+            self.prepare_timeout(true).map_err(Error::Io)?;
             let stream = stream(&mut self.stream);
             let written = match self.sealed.as_deref_mut() {
                 None => stream.write_all(payload),
@@ -686,7 +720,7 @@ impl<S: Transport> Connection<S> {
     /// Writes the queued bytes; they are dropped either way, as a failed
     /// write leaves the stream unusable.
     fn write_pending(&mut self) -> io::Result<()> {
-        let result = self.arm_deadline(true).and_then(|()| {
+        let result = self.prepare_timeout(true).and_then(|()| {
             let stream = stream(&mut self.stream);
             match self.sealed.as_deref_mut() {
                 None => stream.write_all(self.encoder.pending()),
@@ -776,6 +810,9 @@ impl<S: Transport> Connection<S> {
                 stream(&mut self.stream)
                     .set_read_timeout(timeout)
                     .map_err(Error::Io)?;
+                // This wait's own timeout, restored to the configured one
+                // below: nothing is stale any more.
+                self.stale_timeouts[0] = false;
                 let result = self.read_once();
                 let read_timeout = self.read_timeout;
                 stream(&mut self.stream)
@@ -853,6 +890,7 @@ impl<S: Transport> Connection<S> {
         } else {
             self.release_held()?;
         }
+        self.prepare_timeout(false)?;
         loop {
             let buffer = match self.sealed.as_deref_mut() {
                 Some(sealed) => {
@@ -861,10 +899,7 @@ impl<S: Transport> Connection<S> {
                     }
                     sealed.opener.buffer()
                 }
-                None => {
-                    self.arm_deadline(false)?;
-                    self.decoder.buffer()
-                }
+                None => self.decoder.buffer(),
             };
             match stream(&mut self.stream).read(buffer) {
                 Ok(n) => {

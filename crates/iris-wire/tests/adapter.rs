@@ -503,6 +503,64 @@ fn a_read_timeout_ends_a_receive_from_a_silent_peer() {
     assert!(waited >= Duration::from_millis(190), "{waited:?}");
 }
 
+/// Both sides, after a handshake under a short deadline: a receive and a
+/// blocked send wait past where that deadline fell, as the options (no
+/// read or write timeout) say. The handshake bounds its own reads and
+/// writes through the stream's timeouts; none of them may outlive it.
+fn no_handshake_timeout_outlives_the_handshake(sealing: iris_wire::Sealing) {
+    const LIMIT: Duration = Duration::from_millis(250);
+    const PAST_IT: Duration = Duration::from_millis(500);
+    const BULK: usize = 8 << 20;
+    let options = Options::new().with_handshake_timeout(Some(LIMIT));
+    let (local, server) = serve_one("127.0.0.1:0", options.clone(), |connection| {
+        let mut connection = connection.expect("authenticated");
+        let started = Instant::now();
+        assert_eq!(connection.recv_bytes().expect("waits for hello"), b"hello");
+        let waited = started.elapsed();
+        thread::sleep(PAST_IT);
+        connection.send_bytes(b"world").expect("send");
+        connection.flush().expect("flush");
+        // The client's bulk send blocks until this reads it. A blocked send
+        // that makes some progress returns what it sent and the next one
+        // waits afresh: two waits of the handshake's time must go by.
+        thread::sleep(2 * PAST_IT);
+        assert_eq!(connection.recv_bytes().expect("bulk").len(), BULK);
+        connection.send_bytes(b"done").expect("send");
+        connection.close().expect("close");
+        waited
+    });
+    let mut connection =
+        Client::connect_with(&local, KEY, &options.with_sealing(sealing)).expect("connect");
+    assert_eq!(connection.is_sealed(), sealing != iris_wire::Sealing::Off);
+    // A fast-open client's last flight leaves now, not with the hello: the
+    // listener's handshake ends here and its first receive waits.
+    connection.flush().expect("flush");
+    thread::sleep(PAST_IT);
+    connection.send_bytes(b"hello").expect("send");
+    let started = Instant::now();
+    assert_eq!(connection.recv_bytes().expect("waits for world"), b"world");
+    assert!(started.elapsed() >= PAST_IT - Duration::from_millis(10));
+    connection
+        .send_bytes(&vec![0x5a; BULK])
+        .expect("a send blocked past the handshake's deadline");
+    assert_eq!(connection.recv_bytes().expect("done"), b"done");
+    let server_waited = server.join().expect("server");
+    assert!(
+        server_waited >= PAST_IT - Duration::from_millis(10),
+        "{server_waited:?}"
+    );
+}
+
+#[test]
+fn no_handshake_timeout_outlives_a_sealed_fast_open_handshake() {
+    no_handshake_timeout_outlives_the_handshake(iris_wire::Sealing::Require);
+}
+
+#[test]
+fn no_handshake_timeout_outlives_an_unsealed_handshake() {
+    no_handshake_timeout_outlives_the_handshake(iris_wire::Sealing::Off);
+}
+
 /// Accepted TCP connections carry the keepalive settings asked for, and
 /// `TCP_USER_TIMEOUT` bounds unacknowledged data as long; Nagle is off
 /// (set on the listening socket, which accepted ones inherit on Linux).
