@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
-use ring::hmac as ring_hmac;
+use sha2::{Sha256, Sha384};
 use subtle::ConstantTimeEq;
 
 use crate::Options;
@@ -87,7 +87,7 @@ const MAX_DIGEST_NAME_LEN: usize = 16;
 #[derive(Clone)]
 pub struct AuthKey {
     raw: Arc<[u8]>,
-    sha256: ring_hmac::Key,
+    sha256: Hmac<Sha256>,
     /// The key schedule's `derived` secret, which depends on the key alone.
     sealing_salt: Arc<OnceLock<Secret>>,
 }
@@ -101,7 +101,7 @@ impl AuthKey {
         }
         Ok(AuthKey {
             raw: bytes.into(),
-            sha256: ring_hmac::Key::new(ring_hmac::HMAC_SHA256, bytes),
+            sha256: hmac_key(bytes),
             sealing_salt: Arc::default(),
         })
     }
@@ -119,10 +119,14 @@ impl AuthKey {
     }
 
     fn legacy_md5(&self) -> Hmac<Md5> {
-        // HMAC accepts keys of any length, so this cannot fail.
-        <Hmac<Md5> as KeyInit>::new_from_slice(&self.raw)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+        hmac_key(&self.raw)
     }
+}
+
+/// An HMAC keyed with `key`, its key schedule computed.
+fn hmac_key<M: KeyInit>(key: &[u8]) -> M {
+    // HMAC accepts keys of any length, so this cannot fail.
+    M::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
 }
 
 /// The [`AuthKey`] this process made last from bytes.
@@ -902,11 +906,14 @@ pub fn respond(key: &AuthKey, message: &[u8], legacy_md5: bool) -> Result<Vec<u8
     let mut response = prefix.to_vec();
     match digest {
         Digest::Sha256 => {
-            response.extend_from_slice(ring_hmac::sign(&key.sha256, message).as_ref())
+            let mut mac = key.sha256.clone();
+            mac.update(message);
+            response.extend_from_slice(&mac.finalize().into_bytes());
         }
         Digest::Sha384 => {
-            let sha384 = ring_hmac::Key::new(ring_hmac::HMAC_SHA384, &key.raw);
-            response.extend_from_slice(ring_hmac::sign(&sha384, message).as_ref());
+            let mut mac: Hmac<Sha384> = hmac_key(&key.raw);
+            mac.update(message);
+            response.extend_from_slice(&mac.finalize().into_bytes());
         }
         Digest::LegacyMd5 => {
             if !legacy_md5 {
@@ -932,7 +939,11 @@ pub fn verify_response(
 ) -> Result<(), AuthError> {
     match split_digest(response)? {
         Some((Digest::Sha256, mac)) => {
-            ring_hmac::verify(&key.sha256, message, mac).map_err(|_| AuthError::WrongDigest)
+            let mut expected = key.sha256.clone();
+            expected.update(message);
+            expected
+                .verify_slice(mac)
+                .map_err(|_| AuthError::WrongDigest)
         }
         None | Some((Digest::LegacyMd5, _)) if !legacy_md5 => Err(AuthError::LegacyMd5Disabled),
         None => {
@@ -1105,6 +1116,16 @@ mod tests {
             verify_response(&key(), &message, &truncated, false),
             Err(AuthError::WrongDigest)
         );
+        // The right answer, cut short, is no answer: no prefix is accepted.
+        let right = respond(&key(), &message, false).expect("sha256");
+        assert_eq!(verify_response(&key(), &message, &right, false), Ok(()));
+        for cut in [1, 16, 31] {
+            assert_eq!(
+                verify_response(&key(), &message, &right[..right.len() - cut], false),
+                Err(AuthError::WrongDigest),
+                "cut by {cut}"
+            );
+        }
     }
 
     #[test]
