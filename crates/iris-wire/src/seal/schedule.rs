@@ -63,7 +63,8 @@ fn extract(salt: &[u8], ikm: &[u8]) -> (Secret, Hkdf<Sha256>) {
 /// `derived` of the schedule: depends on the authkey alone, so an
 /// [`AuthKey`](crate::handshake::AuthKey) computes it once.
 pub(crate) fn derived_from_authkey(authkey: &[u8]) -> Secret {
-    let (_, early) = extract(&[0; SECRET_LEN], authkey);
+    let (mut early_secret, early) = extract(&[0; SECRET_LEN], authkey);
+    early_secret.zeroize();
     let empty_hash = Sha256::digest(b"");
     expand_secret(&early, b"derived", &empty_hash)
 }
