@@ -51,14 +51,18 @@ impl Client {
         // challenge leaves the moment it is up: the listener then finds it
         // already there when it accepts, and answers in its first packet.
         let nonce = fresh_nonce(&SystemRandom::new())?;
-        let handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
+        let mut handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
         let _outstanding = OutstandingChallenge::register(nonce);
         let mut armed_write = None;
         let stream = match &parsed {
             Address::Tcp { .. } => {
-                let (stream, armed) = connect_tcp(&parsed, deadline).map_err(connect_error)?;
-                armed_write = armed;
-                Stream::Tcp(stream)
+                let connected =
+                    connect_tcp(&parsed, deadline, handshake.outgoing()).map_err(connect_error)?;
+                if connected.sent_first_flight {
+                    handshake.take_outgoing();
+                }
+                armed_write = connected.armed_write;
+                Stream::Tcp(connected.stream)
             }
             #[cfg(unix)]
             Address::Unix(path) => Stream::Unix(UnixStream::connect(path).map_err(connect_error)?),
@@ -121,13 +125,25 @@ pub(crate) fn refuse_reflected_challenges(frame: &[u8]) -> Result<(), AuthError>
     }
 }
 
+/// A TCP connection just made.
+struct Connected {
+    stream: TcpStream,
+    /// The write timeout left set on the stream, for the handshake to count
+    /// as armed.
+    armed_write: Option<Duration>,
+    /// Whether the client's first flight went out with the connection.
+    sent_first_flight: bool,
+}
+
 /// Connects to the first address `address` resolves to that answers, within
-/// `deadline`. Returns the stream and the write timeout left set on it, if
-/// any, for the handshake to count as armed.
+/// `deadline`, sending `first_flight` (a fast-open client's challenge; empty
+/// for other clients) with the connection where it can (see
+/// [`connect_one`]).
 fn connect_tcp(
     address: &Address,
     deadline: Option<Instant>,
-) -> io::Result<(TcpStream, Option<Duration>)> {
+    first_flight: &[u8],
+) -> io::Result<Connected> {
     let mut last_error = None;
     for addr in address.resolve()? {
         let left = match deadline {
@@ -137,8 +153,8 @@ fn connect_tcp(
             },
             None => None,
         };
-        match connect_one(addr, left) {
-            Ok(stream) => return Ok(stream),
+        match connect_one(addr, left, first_flight) {
+            Ok(connected) => return Ok(connected),
             Err(e) => last_error = Some(e),
         }
     }
@@ -156,38 +172,87 @@ fn connect_tcp(
 /// On Linux a blocking connect is bounded by the send timeout, which the
 /// handshake's first writes then keep: one system call between the
 /// connection being up and the first flight leaving, where a connect with
-/// a timeout elsewhere polls and switches blocking modes first. A client
-/// sending its challenge at once (fast open) then usually gets it to the
-/// listener before the listener looks for it.
+/// a timeout elsewhere polls and switches blocking modes first.
+///
+/// To a listener on this host (a loopback address), on Linux, a fast-open
+/// client's challenge leaves in the same system call as the connection
+/// ([`connect_sending`]). The listener's accepting thread, woken by the
+/// connection, often runs at once on the client's own core, before a
+/// separate write could send the challenge: it would then find no
+/// challenge to answer and send its own alone, and the client would wait
+/// for another exchange of wake-ups.
 fn connect_one(
     addr: SocketAddr,
     left: Option<Duration>,
-) -> io::Result<(TcpStream, Option<Duration>)> {
+    first_flight: &[u8],
+) -> io::Result<Connected> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_tcp_nodelay(true)?;
-    let addr = SockAddr::from(addr);
-    let armed = match left {
-        None => {
-            socket.connect(&addr)?;
-            None
-        }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        Some(left) => {
+    let sock_addr = SockAddr::from(addr);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        if let Some(left) = left {
             socket.set_write_timeout(Some(left))?;
-            match socket.connect(&addr) {
+        }
+        let sent_first_flight = !first_flight.is_empty()
+            && addr.ip().is_loopback()
+            && connect_sending(&socket, &sock_addr, first_flight)?;
+        if !sent_first_flight {
+            match socket.connect(&sock_addr) {
                 // The send timeout ran out with the connection not yet up.
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                     return Err(io::ErrorKind::TimedOut.into());
                 }
                 result => result?,
             }
-            Some(left)
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        Some(left) => {
-            socket.connect_timeout(&addr, left)?;
-            None
+        Ok(Connected {
+            stream: socket.into(),
+            armed_write: left,
+            sent_first_flight,
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        match left {
+            None => socket.connect(&sock_addr)?,
+            Some(left) => socket.connect_timeout(&sock_addr, left)?,
         }
-    };
-    Ok((socket.into(), armed))
+        Ok(Connected {
+            stream: socket.into(),
+            armed_write: None,
+            sent_first_flight: false,
+        })
+    }
+}
+
+/// Connects and sends `bytes` in one system call: `sendto` with
+/// `MSG_FASTOPEN`, bounded by the send timeout like a connect. With no TCP
+/// Fast Open cookie for the listener (iris listeners never hand one out),
+/// Linux makes an ordinary connection, its SYN asking for a cookie, and
+/// sends the bytes with the handshake's last ACK before returning. Only
+/// for loopback addresses: on a real path a middlebox may drop a SYN that
+/// carries the Fast Open option, and there the saving is nil anyway.
+///
+/// `Ok(false)`, with the socket still unconnected, when the kernel has the
+/// client side of TCP Fast Open turned off (`net.ipv4.tcp_fastopen`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn connect_sending(socket: &Socket, addr: &SockAddr, bytes: &[u8]) -> io::Result<bool> {
+    use std::io::Write;
+
+    match socket.send_to_with_flags(bytes, addr, libc::MSG_FASTOPEN | libc::MSG_NOSIGNAL) {
+        Ok(sent) => {
+            // A challenge fits any send buffer; a short send is only
+            // possible in principle.
+            let mut rest = socket;
+            rest.write_all(&bytes[sent..])?;
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
+        // The send timeout ran out with the connection not yet up.
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            Err(io::ErrorKind::TimedOut.into())
+        }
+        Err(e) => Err(e),
+    }
 }

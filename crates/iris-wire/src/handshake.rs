@@ -495,6 +495,12 @@ impl Handshake {
         !self.outgoing.is_empty()
     }
 
+    /// What [`take_outgoing`](Handshake::take_outgoing) would return, left
+    /// in place.
+    pub(crate) fn outgoing(&self) -> &[u8] {
+        &self.outgoing
+    }
+
     /// Whether the peer's challenge carried an iris listener's mark, which
     /// only iris listeners add: on the client side, once the challenge has
     /// arrived, this tells an iris listener from CPython's (whose peers

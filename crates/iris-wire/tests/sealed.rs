@@ -74,6 +74,73 @@ fn a_side_that_requires_sealing_refuses_one_that_does_not_seal() {
     assert!(client.is_err());
 }
 
+/// To a listener on this host, a fast-open client's challenge leaves in the
+/// system call that makes the connection: it is there, whole, the moment
+/// the connection can be accepted (on Linux, where the client side of TCP
+/// Fast Open is on, as by default; the connection is an ordinary one).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_fast_open_challenge_is_there_when_the_connection_is_accepted() {
+    let client_fast_open = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_fastopen")
+        .ok()
+        .and_then(|value| value.trim().parse::<u32>().ok())
+        .is_some_and(|value| value & 1 == 1);
+    for host in ["127.0.0.1:0", "[::1]:0"] {
+        let raw = TcpListener::bind(host).expect("bind");
+        let address = raw.local_addr().expect("address").to_string();
+        let client = thread::spawn(move || {
+            // No listener answers: the client only has to send.
+            Client::connect_with(&address, KEY, &options(Sealing::Require)).map(drop)
+        });
+        let (mut accepted, _) = raw.accept().expect("accept");
+        accepted.set_nonblocking(true).expect("non-blocking");
+        let mut first = [0_u8; 256];
+        match accepted.read(&mut first) {
+            Ok(n) => {
+                assert!(
+                    client_fast_open,
+                    "{host}: the challenge came early all the same"
+                );
+                assert!(
+                    n > 15 && first[4..15] == *b"#CHALLENGE#",
+                    "{host}: {n} bytes"
+                );
+                assert_eq!(
+                    u32::from_be_bytes(first[..4].try_into().expect("4 bytes")) as usize,
+                    n - 4,
+                    "{host}: the whole challenge frame"
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => assert!(
+                !client_fast_open,
+                "{host}: the challenge did not come with the connection"
+            ),
+            Err(e) => panic!("{host}: {e}"),
+        }
+        drop(accepted);
+        assert!(client.join().expect("client thread").is_err());
+    }
+}
+
+#[test]
+fn fast_open_works_over_ipv6_loopback() {
+    let bound = Listener::bind_with("[::1]:0", KEY, Options::new()).expect("bind");
+    let address = bound.local_addr().to_string();
+    let server = thread::spawn(move || -> Result<Vec<u8>, Error> {
+        let mut connection = bound.accept()?;
+        assert!(connection.is_sealed());
+        connection.recv_bytes()
+    });
+    let mut connection =
+        Client::connect_with(&address, KEY, &options(Sealing::Require)).expect("fast open");
+    connection.send_bytes(b"over ::1").expect("send");
+    connection.close().expect("close");
+    assert_eq!(
+        server.join().expect("server").expect("received"),
+        b"over ::1"
+    );
+}
+
 #[test]
 fn a_fast_open_client_with_the_wrong_key_is_told_so() {
     let bound = Listener::bind_with("127.0.0.1:0", KEY, Options::new()).expect("bind");
