@@ -96,11 +96,9 @@ fn a_fast_open_challenge_is_there_when_the_connection_is_accepted() {
         accepted.set_nonblocking(true).expect("non-blocking");
         let mut first = [0_u8; 256];
         match accepted.read(&mut first) {
+            // With the client side of Fast Open off, the challenge may
+            // still win the race to this read: only its bytes are checked.
             Ok(n) => {
-                assert!(
-                    client_fast_open,
-                    "{host}: the challenge came early all the same"
-                );
                 assert!(
                     n > 15 && first[4..15] == *b"#CHALLENGE#",
                     "{host}: {n} bytes"
