@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ring::rand::SystemRandom;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 #[cfg(unix)]
@@ -23,13 +22,13 @@ use tokio::net::UnixStream;
 use crate::address::ToAddress;
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::connection::{
-    Received, SEALED_BULK_CHUNK, SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, fresh_nonce,
-    record_io_error,
+    Received, SEALED_BULK_CHUNK, SEALED_WRITE_CHUNK, Sealed, end_of_stream_error, record_io_error,
 };
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, FrameDecoder, FrameEncoder};
 use crate::handshake::{AuthKey, Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
 use crate::listener::Socket;
+use crate::nonce::fresh_nonce;
 use crate::{Address, Error, Listener, Options};
 
 /// A TCP or Unix-domain tokio socket: what [`AsyncListener`] and
@@ -140,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncConnection<S> {
         authkey: &AuthKey,
         options: &Options,
     ) -> Result<AsyncConnection<S>, Error> {
-        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let nonce = fresh_nonce()?;
         let handshake = Handshake::with_options(role, authkey, nonce, options)?;
         let max_frame = self.decoder.max_frame();
         self.decoder.set_max_frame(MAX_HANDSHAKE_FRAME);

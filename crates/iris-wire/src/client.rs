@@ -7,12 +7,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ring::rand::SystemRandom;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::address::ToAddress;
-use crate::connection::{Connection, fresh_nonce};
+use crate::connection::Connection;
 use crate::handshake::{Handshake, NONCE_LEN, Role, ToAuthKey, challenge_nonce};
+use crate::nonce::fresh_nonce;
 use crate::stream::Stream;
 use crate::{Address, AuthError, Error, Options};
 
@@ -40,17 +40,17 @@ impl Client {
     ) -> Result<Connection, Error> {
         let key = authkey.to_auth_key()?;
         let parsed = address.to_address()?;
-        let address = parsed.to_string();
         let timeout = options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
+        // The address is written out only for an error.
         let connect_error = |source| Error::Connect {
-            address: address.clone(),
+            address: parsed.to_string(),
             source,
         };
         // The handshake is ready before the connection, so that a fast-open
         // challenge leaves the moment it is up: the listener then finds it
         // already there when it accepts, and answers in its first packet.
-        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let nonce = fresh_nonce()?;
         let mut handshake = Handshake::with_options(Role::Client, &key, nonce, options)?;
         let _outstanding = OutstandingChallenge::register(nonce);
         let mut armed_write = None;
@@ -69,7 +69,7 @@ impl Client {
             #[cfg(not(unix))]
             Address::Unix(_) => {
                 return Err(Error::InvalidAddress {
-                    address,
+                    address: parsed.to_string(),
                     reason: "Unix-domain sockets are not available on this platform",
                 });
             }

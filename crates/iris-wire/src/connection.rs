@@ -8,12 +8,11 @@ use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use ring::rand::{SecureRandom, SystemRandom};
-
 use crate::client::{OutstandingChallenge, refuse_reflected_challenges};
 use crate::driver::{HandshakeDriver, Screen, no_screen};
 use crate::frame::{FLUSH_THRESHOLD, Frame, FrameDecoder, FrameEncoder, FrameError};
-use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, ToAuthKey};
+use crate::handshake::{Handshake, MAX_HANDSHAKE_FRAME, Role, ToAuthKey};
+use crate::nonce::fresh_nonce;
 use crate::seal::{MAX_RECORD_PLAINTEXT, RecordError, RecordOpener, RecordSealer, Session};
 use crate::stream::{Stream, Transport};
 use crate::{Address, AuthError, Error, Options};
@@ -334,14 +333,6 @@ fn stream<S>(slot: &mut Option<S>) -> &mut S {
 /// every read (see `Connection::prepare_timeout`).
 const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 
-/// 40 random bytes from the operating system, for a challenge.
-pub(crate) fn fresh_nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN], Error> {
-    let mut nonce = [0u8; NONCE_LEN];
-    rng.fill(&mut nonce)
-        .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
-    Ok(nonce)
-}
-
 /// How a failed read looks during the handshake: a peer that hangs up,
 /// cleanly or not, has simply gone (a listener that does so before its
 /// challenge is refusing the connection); an oversized frame breaks the
@@ -397,7 +388,7 @@ impl<S: Transport> Connection<S> {
         let authkey = authkey.to_auth_key()?;
         let timeout = options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let nonce = fresh_nonce(&SystemRandom::new())?;
+        let nonce = fresh_nonce()?;
         let handshake = Handshake::with_options(role, &authkey, nonce, options)?;
         let connection = Connection::new(stream, None, options);
         match role {
@@ -986,6 +977,7 @@ impl<S: Transport + AsRawFd> AsRawFd for Connection<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handshake::NONCE_LEN;
     use crate::seal::RECORDS_PER_KEY;
 
     /// A stream that counts what is written ahead and released.

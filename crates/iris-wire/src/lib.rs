@@ -97,6 +97,7 @@ mod error;
 pub mod frame;
 pub mod handshake;
 mod listener;
+mod nonce;
 mod options;
 pub mod seal;
 mod stream;

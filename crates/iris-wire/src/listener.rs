@@ -13,12 +13,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ring::rand::SystemRandom;
-
 use crate::address::ToAddress;
-use crate::connection::{Connection, fresh_nonce};
+use crate::connection::Connection;
 use crate::driver::no_screen;
 use crate::handshake::{AuthKey, Handshake, Role, ToAuthKey};
+use crate::nonce::fresh_nonce;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use crate::options::keepalive_limit;
 use crate::seal::Sealing;
@@ -45,7 +44,6 @@ pub struct Listener {
     local: Address,
     key: AuthKey,
     options: Options,
-    rng: SystemRandom,
 }
 
 /// An accepted connection that has not authenticated yet.
@@ -126,7 +124,6 @@ impl Listener {
             local,
             key,
             options,
-            rng: SystemRandom::new(),
         })
     }
 
@@ -194,7 +191,7 @@ impl Listener {
     /// and returns it, to be authenticated with [`Incoming::authenticate`].
     /// The handshake deadline counts from now.
     pub fn start_handshake(&self, stream: Stream, peer: Address) -> Result<Incoming, Error> {
-        let nonce = fresh_nonce(&self.rng)?;
+        let nonce = fresh_nonce()?;
         let timeout = self.options.handshake_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let connection = Connection::new(stream, Some(peer.clone()), &self.options);
