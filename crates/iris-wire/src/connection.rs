@@ -553,33 +553,49 @@ impl<S: Transport> Connection<S> {
     /// once instead of before every read and write. After the handshake,
     /// the configured timeout replaces the handshake's, once.
     fn prepare_timeout(&mut self, write: bool) -> io::Result<()> {
+        match self.timeout_to_set(write)? {
+            Some(timeout) => self.set_timeout(write, timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// The timeout [`prepare_timeout`](Connection::prepare_timeout) would
+    /// set before a read or write: `None` when the stream's is right as it
+    /// is.
+    fn timeout_to_set(&self, write: bool) -> io::Result<Option<Option<Duration>>> {
         let direction = usize::from(write);
         let Some(deadline) = self.deadline else {
-            if self.stale_timeouts[direction] {
-                let stream = stream(&mut self.stream);
-                if write {
-                    stream.set_write_timeout(self.write_timeout)?;
-                } else {
-                    stream.set_read_timeout(self.read_timeout)?;
-                }
-                self.stale_timeouts[direction] = false;
-            }
-            return Ok(());
+            let configured = if write {
+                self.write_timeout
+            } else {
+                self.read_timeout
+            };
+            return Ok(self.stale_timeouts[direction].then_some(configured));
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        let armed = &mut self.armed[direction];
-        if armed.is_some_and(|timeout| timeout <= left + DEADLINE_SLACK) {
-            return Ok(());
+        if self.armed[direction].is_some_and(|timeout| timeout <= left + DEADLINE_SLACK) {
+            return Ok(None);
         }
-        *armed = Some(left);
+        Ok(Some(Some(left)))
+    }
+
+    /// Sets the stream's timeout for reads or writes, and records it as
+    /// armed for the handshake or as no longer stale after it.
+    fn set_timeout(&mut self, write: bool, timeout: Option<Duration>) -> io::Result<()> {
+        let direction = usize::from(write);
+        if self.deadline.is_some() {
+            self.armed[direction] = timeout;
+        } else {
+            self.stale_timeouts[direction] = false;
+        }
         let stream = stream(&mut self.stream);
         if write {
-            stream.set_write_timeout(Some(left))
+            stream.set_write_timeout(timeout)
         } else {
-            stream.set_read_timeout(Some(left))
+            stream.set_read_timeout(timeout)
         }
     }
 
@@ -881,8 +897,16 @@ impl<S: Transport> Connection<S> {
         } else {
             self.release_held()?;
         }
-        self.prepare_timeout(false)?;
+        // Bytes that have already arrived need no timeout to wait for them:
+        // the system call that sets it is left for a read that may wait
+        // (a fast-open client's answer is usually there when the client
+        // gets the core back; a session's end usually is too).
+        let mut timeout_to_set = self.timeout_to_set(false)?;
+        let mut without_waiting = timeout_to_set.is_some();
         loop {
+            if !without_waiting && let Some(timeout) = timeout_to_set.take() {
+                self.set_timeout(false, timeout)?;
+            }
             let buffer = match self.sealed.as_deref_mut() {
                 Some(sealed) => {
                     if self.decoder.in_long_frame() {
@@ -892,7 +916,13 @@ impl<S: Transport> Connection<S> {
                 }
                 None => self.decoder.buffer(),
             };
-            match stream(&mut self.stream).read(buffer) {
+            let stream = stream(&mut self.stream);
+            let result = if without_waiting {
+                stream.read_if_ready(buffer)
+            } else {
+                stream.read(buffer)
+            };
+            match result {
                 Ok(n) => {
                     match self.sealed.as_deref_mut() {
                         Some(sealed) => sealed.opener.advance(n),
@@ -901,6 +931,15 @@ impl<S: Transport> Connection<S> {
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if without_waiting
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Unsupported
+                        ) =>
+                {
+                    without_waiting = false;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -912,7 +951,7 @@ impl Connection<Stream> {
     /// waiting: for the listener's handshake steps on the accepting thread.
     /// `Ok(0)` at the end of the stream.
     pub(crate) fn read_without_waiting(&mut self) -> io::Result<usize> {
-        let n = stream(&mut self.stream).read_if_ready(self.decoder.buffer())?;
+        let n = stream(&mut self.stream).read_arrived(self.decoder.buffer())?;
         self.decoder.advance(n);
         Ok(n)
     }
@@ -1023,6 +1062,99 @@ mod tests {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         }
+    }
+
+    /// A UnixStream that counts how often its read timeout is set.
+    #[cfg(unix)]
+    struct TimeoutCounting {
+        inner: std::os::unix::net::UnixStream,
+        read_timeouts_set: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[cfg(unix)]
+    impl io::Read for TimeoutCounting {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.inner.read(buf)
+        }
+    }
+
+    #[cfg(unix)]
+    impl io::Write for TimeoutCounting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[cfg(unix)]
+    impl Transport for TimeoutCounting {
+        fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.read_timeouts_set
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.set_read_timeout(timeout)
+        }
+        fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_write_timeout(timeout)
+        }
+        fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            Transport::read_if_ready(&mut self.inner, buf)
+        }
+    }
+
+    /// After the handshake, a receive whose bytes are already there leaves
+    /// the handshake's timeout in place (one system call fewer); the first
+    /// receive that has to wait sets the configured timeout before it
+    /// waits, and times out by it.
+    #[cfg(unix)]
+    #[test]
+    fn only_a_read_that_waits_sets_the_timeout_first() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        let key = crate::handshake::AuthKey::new(b"timeouts").expect("key");
+        let options = Options::new()
+            .with_handshake_timeout(Some(Duration::from_secs(10)))
+            .with_read_timeout(Some(Duration::from_millis(100)));
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let (sent, was_sent) = std::sync::mpsc::channel();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let server_key = key.clone();
+        let server_options = options.clone();
+        let server = std::thread::spawn(move || -> Result<(), Error> {
+            let mut connection =
+                Connection::authenticate(a, Role::Listener, &server_key, &server_options)?;
+            connection.send_bytes(b"already here")?;
+            connection.flush()?;
+            sent.send(()).expect("the test waits");
+            // Nothing more until the client has timed out.
+            let _ = finished.recv();
+            Ok(())
+        });
+        let read_timeouts_set = Arc::new(AtomicUsize::new(0));
+        let stream = TimeoutCounting {
+            inner: b,
+            read_timeouts_set: Arc::clone(&read_timeouts_set),
+        };
+        let mut connection =
+            Connection::authenticate(stream, Role::Client, &key, &options).expect("authenticated");
+        was_sent.recv().expect("the listener sent");
+        let before = read_timeouts_set.load(SeqCst);
+        assert_eq!(connection.recv_bytes().expect("received"), b"already here");
+        assert_eq!(
+            read_timeouts_set.load(SeqCst),
+            before,
+            "bytes that were there needed no timeout"
+        );
+        let waited = connection.recv_bytes();
+        assert!(
+            matches!(waited, Err(Error::Timeout { .. })),
+            "the configured 100 ms bound the wait: {waited:?}"
+        );
+        assert_eq!(read_timeouts_set.load(SeqCst), before + 1);
+        done.send(()).expect("the listener waits");
+        server.join().expect("listener thread").expect("listener");
     }
 
     /// A sealed client's last flight is written ahead; the first wait for

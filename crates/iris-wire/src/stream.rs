@@ -56,6 +56,26 @@ pub trait Transport: Read + Write {
     fn release(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Reads what has already arrived, without waiting and without
+    /// changing the stream's blocking mode: [`io::ErrorKind::WouldBlock`]
+    /// when nothing has. A connection tries it before a read that would
+    /// first have to set the stream's timeout, and skips that system call
+    /// when the bytes are already there. The default says it cannot
+    /// ([`io::ErrorKind::Unsupported`]), and the connection then sets the
+    /// timeout and reads as usual.
+    fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let _ = buf;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// `recv` with `MSG_DONTWAIT`: one system call, the socket left blocking.
+#[cfg(unix)]
+fn recv_if_ready(socket: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    rustix::net::recv(socket, buf, rustix::net::RecvFlags::DONTWAIT)
+        .map(|(received, _)| received)
+        .map_err(io::Error::from)
 }
 
 impl Transport for TcpStream {
@@ -94,6 +114,11 @@ impl Transport for TcpStream {
         // Clearing TCP_CORK (off already) pushes what MSG_MORE held.
         socket2::SockRef::from(&*self).set_tcp_cork(false)
     }
+
+    #[cfg(unix)]
+    fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_if_ready(&*self, buf)
+    }
 }
 
 #[cfg(unix)]
@@ -112,6 +137,10 @@ impl Transport for UnixStream {
 
     fn shutdown(&mut self) -> io::Result<()> {
         UnixStream::shutdown(self, Shutdown::Both)
+    }
+
+    fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_if_ready(&*self, buf)
     }
 }
 
@@ -163,24 +192,26 @@ impl Transport for Stream {
     fn release(&mut self) -> io::Result<()> {
         forward!(self, s => Transport::release(s))
     }
+
+    fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        forward!(self, s => Transport::read_if_ready(s, buf))
+    }
 }
 
 impl Stream {
     /// Reads what has already arrived, without waiting: `WouldBlock` when
-    /// nothing has. The socket stays blocking.
-    pub(crate) fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(unix)]
-        {
-            rustix::net::recv(&*self, buf, rustix::net::RecvFlags::DONTWAIT)
-                .map(|(received, _)| received)
-                .map_err(io::Error::from)
-        }
-        #[cfg(not(unix))]
-        {
-            self.set_nonblocking(true)?;
-            let result = self.read(buf);
-            self.set_nonblocking(false)?;
-            result
+    /// nothing has. The socket stays blocking; where the transport cannot
+    /// read without waiting in one call, it is switched to non-blocking
+    /// and back.
+    pub(crate) fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match Transport::read_if_ready(self, buf) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                self.set_nonblocking(true)?;
+                let result = self.read(buf);
+                self.set_nonblocking(false)?;
+                result
+            }
+            result => result,
         }
     }
 }
