@@ -1,9 +1,9 @@
-//! Challenge nonces: the operating system's random bytes, fetched a few
-//! thousand at a time.
+//! Challenge nonces: the operating system's random bytes, fetched 100
+//! nonces at a time.
 //!
 //! Every handshake needs 40 fresh random bytes on each side, and asking the
 //! kernel for them is a system call on the handshake's critical path (about
-//! 0.75 µs on our CI machine, four times a `getpid`). The nonces are public
+//! 0.75 µs on the benchmark VM, four times a `getpid`). The nonces are public
 //! once sent, so holding the next ones in memory reveals nothing to someone
 //! who cannot already read the process (and with it the authkey).
 //!
@@ -12,6 +12,12 @@
 //! child the same buffer, and an answer recorded from one could be replayed
 //! to the other. The buffer therefore remembers which process filled it, and
 //! a process that finds another's buffer throws it away and refills it.
+//!
+//! What it cannot tell apart is two copies of one process restored from the
+//! same memory snapshot (a cloned VM): they share the unused nonces, as they
+//! share the process's X25519 key share, where a `getrandom` per nonce would
+//! have been reseeded by the kernel. Do not restore one snapshot of a
+//! running listener or client twice.
 
 use std::io;
 use std::sync::{Mutex, PoisonError};
