@@ -1019,12 +1019,14 @@ mod tests {
     use crate::handshake::NONCE_LEN;
     use crate::seal::RECORDS_PER_KEY;
 
-    /// A stream that counts what is written ahead and released.
+    /// A stream that counts what is written ahead and released, and how
+    /// often its read timeout is set.
     #[cfg(unix)]
     struct Counting {
         inner: std::os::unix::net::UnixStream,
         ahead: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         released: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        read_timeouts_set: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     }
 
     #[cfg(unix)]
@@ -1047,7 +1049,12 @@ mod tests {
     #[cfg(unix)]
     impl Transport for Counting {
         fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            self.read_timeouts_set
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.set_read_timeout(timeout)
+        }
+        fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            Transport::read_if_ready(&mut self.inner, buf)
         }
         fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
             self.inner.set_write_timeout(timeout)
@@ -1061,45 +1068,6 @@ mod tests {
             self.released
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(())
-        }
-    }
-
-    /// A UnixStream that counts how often its read timeout is set.
-    #[cfg(unix)]
-    struct TimeoutCounting {
-        inner: std::os::unix::net::UnixStream,
-        read_timeouts_set: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    #[cfg(unix)]
-    impl io::Read for TimeoutCounting {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.inner.read(buf)
-        }
-    }
-
-    #[cfg(unix)]
-    impl io::Write for TimeoutCounting {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.inner.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[cfg(unix)]
-    impl Transport for TimeoutCounting {
-        fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-            self.read_timeouts_set
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.set_read_timeout(timeout)
-        }
-        fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-            self.inner.set_write_timeout(timeout)
-        }
-        fn read_if_ready(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            Transport::read_if_ready(&mut self.inner, buf)
         }
     }
 
@@ -1133,8 +1101,10 @@ mod tests {
             Ok(())
         });
         let read_timeouts_set = Arc::new(AtomicUsize::new(0));
-        let stream = TimeoutCounting {
+        let stream = Counting {
             inner: b,
+            ahead: Arc::default(),
+            released: Arc::default(),
             read_timeouts_set: Arc::clone(&read_timeouts_set),
         };
         let mut connection =
@@ -1202,6 +1172,7 @@ mod tests {
                 inner: b,
                 ahead: Arc::clone(&counted_ahead),
                 released: Arc::clone(&counted_released),
+                read_timeouts_set: Arc::default(),
             };
             let handshake = Handshake::with_options(Role::Client, &key, [5; NONCE_LEN], &options)
                 .expect("start");
