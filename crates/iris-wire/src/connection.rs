@@ -611,9 +611,9 @@ impl<S: Transport> Connection<S> {
     /// framing out of step: use it for inspection and socket options. Set
     /// timeouts with [`set_read_timeout`](Connection::set_read_timeout) and
     /// [`set_write_timeout`](Connection::set_write_timeout): until the first
-    /// read or write after the handshake, the stream may still carry the
-    /// handshake's, which that read or write replaces with the configured
-    /// ones.
+    /// read or write after the handshake that could wait, the stream may
+    /// still carry the handshake's, which that read or write replaces with
+    /// the configured ones (a read whose bytes are already there does not).
     pub fn get_ref(&self) -> &S {
         self.stream
             .as_ref()
